@@ -1,0 +1,295 @@
+"""Load an open_clip model, pick the device, embed images and texts.
+
+torch and open_clip take seconds to import, so they are imported inside the functions
+that embed. Everything needed to name and compare models (ModelSpec, ModelIdentity) works
+without them: a model's vector size is read from its config JSON.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import importlib.util
+import json
+import logging
+from collections.abc import Iterator, Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from clipsearch.config import DEFAULT_MODEL, DEFAULT_PRETRAINED
+from clipsearch.errors import ModelError, ModelMismatchError, UsageError
+
+if TYPE_CHECKING:
+    from clipsearch.catalog import Catalog
+
+DEVICES = ("auto", "cpu", "cuda", "mps")
+DEFAULT_BATCH_SIZE = {"cpu": 32, "cuda": 256, "mps": 64}
+MODEL_SETTING = "model"
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """What the user asked for: an open_clip architecture (or config JSON) and weights (tag or file)."""
+
+    model: str
+    pretrained: str | None
+
+    @property
+    def config_path(self) -> Path | None:
+        path = Path(self.model).expanduser()
+        return path.resolve() if self.model.endswith(".json") or path.is_file() else None
+
+    @property
+    def architecture(self) -> str:
+        config = self.config_path
+        return config.stem if config else self.model
+
+    @property
+    def checkpoint_path(self) -> Path | None:
+        if self.pretrained is None:
+            return None
+        path = Path(self.pretrained).expanduser()
+        looks_like_path = path.exists() or "/" in self.pretrained or path.suffix in {".pt", ".bin", ".pth",
+                                                                                       ".safetensors"}
+        return path.resolve() if looks_like_path else None
+
+
+@dataclass(frozen=True)
+class ModelIdentity:
+    """What a database records about its model, so every later command uses the same one."""
+
+    architecture: str
+    pretrained: str | None  # a tag from open_clip's registry
+    checkpoint_sha256: str | None  # a local checkpoint file's content
+    checkpoint_path: str | None
+    config_path: str | None
+    dim: int
+
+    def describe(self) -> str:
+        if self.pretrained:
+            return f"{self.architecture} ({self.pretrained})"
+        if self.checkpoint_path:
+            return f"{self.architecture} (checkpoint {self.checkpoint_path}, sha256 {self.checkpoint_sha256[:12]})"
+        return f"{self.architecture} (random weights)"
+
+    def same_model(self, other: ModelIdentity) -> bool:
+        return (self.architecture, self.pretrained, self.checkpoint_sha256, self.dim) == (
+            other.architecture, other.pretrained, other.checkpoint_sha256, other.dim)
+
+    def spec(self) -> ModelSpec:
+        return ModelSpec(self.config_path or self.architecture, self.checkpoint_path or self.pretrained)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> ModelIdentity:
+        return cls(**{key: data.get(key) for key in cls.__dataclass_fields__})
+
+
+def _builtin_config(architecture: str) -> dict | None:
+    spec = importlib.util.find_spec("open_clip")
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    path = Path(next(iter(spec.submodule_search_locations))) / "model_configs" / f"{architecture}.json"
+    return json.loads(path.read_text()) if path.is_file() else None
+
+
+def _file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        while chunk := handle.read(1 << 20):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def identify(spec: ModelSpec, hash_cache: dict[str, list] | None = None) -> ModelIdentity:
+    """The identity of a spec, without loading the model."""
+    config_path = spec.config_path
+    if config_path is not None:
+        if not config_path.is_file():
+            raise UsageError(f"--model {spec.model}: no such model config file")
+        try:
+            config = json.loads(config_path.read_text())
+            dim = int(config["embed_dim"])
+        except (OSError, ValueError, KeyError, TypeError) as error:
+            raise UsageError(f"--model {config_path}: not an open_clip model config ({error})") from error
+    else:
+        config = _builtin_config(spec.model)
+        if config is None:
+            raise UsageError(f"--model {spec.model}: unknown open_clip model (pass a name from open_clip's "
+                             "list_models(), or the path to a model config JSON)")
+        dim = int(config["embed_dim"])
+    checkpoint = spec.checkpoint_path
+    sha = None
+    if checkpoint is not None:
+        if not checkpoint.is_file():
+            raise UsageError(f"--pretrained {spec.pretrained}: no such checkpoint file")
+        stat = checkpoint.stat()
+        cached = (hash_cache or {}).get(str(checkpoint))
+        if cached and cached[:2] == [stat.st_size, stat.st_mtime_ns]:
+            sha = cached[2]
+        else:
+            sha = _file_sha256(checkpoint)
+            if hash_cache is not None:
+                hash_cache[str(checkpoint)] = [stat.st_size, stat.st_mtime_ns, sha]
+    return ModelIdentity(
+        architecture=spec.architecture,
+        pretrained=None if checkpoint else spec.pretrained,
+        checkpoint_sha256=sha,
+        checkpoint_path=str(checkpoint) if checkpoint else None,
+        config_path=str(config_path) if config_path else None,
+        dim=dim,
+    )
+
+
+def resolve_model(catalog: Catalog, model: str | None, pretrained: str | None, *, reindex: bool = False,
+                  ) -> tuple[ModelIdentity, bool]:
+    """The model a command must use on this catalogue, and whether it differs from the recorded one.
+
+    Nothing asked for: the recorded model (or the default for a new database). Something asked
+    for that differs from the record: refused, unless `reindex` (the caller then re-embeds).
+    """
+    stored_data = catalog.get_json(MODEL_SETTING)
+    stored = ModelIdentity.from_dict(stored_data) if stored_data else None
+    hash_cache = catalog.get_json("checkpoint_hashes") or {}
+    cache_before = json.dumps(hash_cache, sort_keys=True)
+    if model is None and pretrained is None:
+        if stored is None:
+            return identify(ModelSpec(DEFAULT_MODEL, DEFAULT_PRETRAINED)), False
+        if stored.config_path and not Path(stored.config_path).is_file():
+            raise ModelError(f"the model config this database was indexed with, {stored.config_path}, is missing: "
+                             "pass --model PATH to where it is now")
+        if stored.checkpoint_path and not Path(stored.checkpoint_path).is_file():
+            raise ModelError(f"the checkpoint this database was indexed with, {stored.checkpoint_path}, is missing: "
+                             "pass --pretrained PATH to where it is now")
+        return stored, False
+    base = stored.spec() if stored else ModelSpec(DEFAULT_MODEL, DEFAULT_PRETRAINED)
+    asked_model = model or base.model
+    # A new architecture without weights named means its default weights, not the old model's.
+    asked_pretrained = pretrained or (base.pretrained if model is None or stored is None else None)
+    if asked_pretrained is None and model == DEFAULT_MODEL:
+        asked_pretrained = DEFAULT_PRETRAINED
+    identity = identify(ModelSpec(asked_model, asked_pretrained), hash_cache)
+    if json.dumps(hash_cache, sort_keys=True) != cache_before:
+        catalog.set_json("checkpoint_hashes", hash_cache)
+    if stored is not None and not stored.same_model(identity):
+        if reindex:
+            return identity, True
+        raise ModelMismatchError(
+            f"this database was indexed with {stored.describe()}, not {identity.describe()}: leave out "
+            "--model/--pretrained to use its model, pick another --db, or re-embed everything with "
+            "`clipsearch index --reindex`"
+        )
+    return identity, stored is None
+
+
+@contextlib.contextmanager
+def _quiet_root_logger() -> Iterator[None]:
+    # open_clip logs through the root logger; with no handler Python would print its warnings.
+    root = logging.getLogger()
+    handler = logging.NullHandler()
+    root.addHandler(handler)
+    try:
+        yield
+    finally:
+        root.removeHandler(handler)
+
+
+def pick_device(requested: str = "auto") -> str:
+    import torch
+
+    if requested not in DEVICES:
+        raise UsageError(f"--device {requested}: choose one of {', '.join(DEVICES)}")
+    cuda = torch.cuda.is_available()
+    mps = getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available()
+    if requested == "auto":
+        return "cuda" if cuda else "mps" if mps else "cpu"
+    if requested == "cuda" and not cuda:
+        raise UsageError("--device cuda: no CUDA GPU is visible to torch (is this a CPU-only torch build?)")
+    if requested == "mps" and not mps:
+        raise UsageError("--device mps: Apple's Metal backend is not available on this machine")
+    return requested
+
+
+@dataclass(frozen=True)
+class Preprocessing:
+    image_size: int
+    mean: tuple[float, float, float]
+    std: tuple[float, float, float]
+    interpolation: str
+    resize_mode: str
+
+
+class Encoder:
+    """One loaded model on one device. Inputs are already resized uint8 pixels, so workers do the PIL work."""
+
+    def __init__(self, identity: ModelIdentity, device: str = "auto") -> None:
+        import torch
+
+        with _quiet_root_logger():
+            import open_clip
+
+            self.device = pick_device(device)
+            self.identity = identity
+            if identity.config_path:
+                open_clip.add_model_config(identity.config_path)
+            weights = identity.checkpoint_path or identity.pretrained
+            try:
+                model, _, _ = open_clip.create_model_and_transforms(
+                    identity.architecture, pretrained=weights, device=self.device,
+                    precision="fp16" if self.device == "cuda" else "fp32",
+                )
+            except RuntimeError as error:
+                raise _model_error(identity, error) from error
+            self._tokenizer = open_clip.get_tokenizer(identity.architecture)
+        self._model = model.eval()
+        self._dtype = torch.float16 if self.device == "cuda" else torch.float32
+        config = open_clip.get_model_preprocess_cfg(model)
+        size = config.get("size", 224)
+        self.preprocessing = Preprocessing(
+            image_size=size if isinstance(size, int) else size[0],
+            mean=tuple(config.get("mean", open_clip.OPENAI_DATASET_MEAN)),
+            std=tuple(config.get("std", open_clip.OPENAI_DATASET_STD)),
+            interpolation=config.get("interpolation", "bicubic"),
+            resize_mode=config.get("resize_mode", "shortest"),
+        )
+        shape = (1, 3, 1, 1)
+        self._mean = torch.tensor(self.preprocessing.mean, device=self.device).view(shape) * 255
+        self._std = torch.tensor(self.preprocessing.std, device=self.device).view(shape) * 255
+
+    @property
+    def default_batch_size(self) -> int:
+        return DEFAULT_BATCH_SIZE.get(self.device, 32)
+
+    def embed_pixels(self, pixels: np.ndarray) -> np.ndarray:
+        """uint8 N x H x W x 3, already at the model's size -> L2-normalised float32 N x dim."""
+        import torch
+
+        with torch.inference_mode():
+            batch = torch.from_numpy(pixels).to(self.device, non_blocking=True).permute(0, 3, 1, 2).float()
+            batch = ((batch - self._mean) / self._std).to(self._dtype).contiguous(memory_format=torch.channels_last)
+            features = self._model.encode_image(batch).float()
+            return torch.nn.functional.normalize(features, dim=-1).cpu().numpy()
+
+    def embed_texts(self, texts: Sequence[str]) -> np.ndarray:
+        import torch
+
+        with torch.inference_mode():
+            tokens = self._tokenizer(list(texts)).to(self.device)
+            features = self._model.encode_text(tokens).float()
+            return torch.nn.functional.normalize(features, dim=-1).cpu().numpy()
+
+
+def _model_error(identity: ModelIdentity, error: Exception) -> ModelError:
+    reason = str(error).splitlines()[0] if str(error) else type(error).__name__
+    if identity.pretrained and "download" in reason.lower():
+        return ModelError(
+            f"could not download the weights of {identity.describe()} ({reason}). Offline? Fetch the checkpoint "
+            "on a connected machine (open_clip_pytorch_model.bin from the model's Hugging Face page) and pass "
+            f"it: --model {identity.architecture} --pretrained /path/to/open_clip_pytorch_model.bin"
+        )
+    return ModelError(f"could not load {identity.describe()}: {reason}")

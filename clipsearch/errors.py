@@ -1,0 +1,62 @@
+"""The errors a user can cause, and the exit codes the CLI maps them to (as grep does)."""
+
+from __future__ import annotations
+
+from enum import IntEnum
+
+
+class ExitCode(IntEnum):
+    FOUND = 0
+    NOTHING_FOUND = 1
+    ERROR = 2
+    INTERRUPTED = 130
+
+
+class ClipsearchError(Exception):
+    """An error the user can act on: the CLI prints its message as one line and exits 2."""
+
+    exit_code: ExitCode = ExitCode.ERROR
+
+
+class UsageError(ClipsearchError):
+    """Arguments that make no sense together, or name something that does not exist."""
+
+
+class CatalogError(ClipsearchError):
+    """The catalogue cannot be opened, read or written (corrupt, newer schema, read-only, full)."""
+
+
+class ModelError(ClipsearchError):
+    """The model cannot be found, downloaded or loaded."""
+
+
+class ModelMismatchError(ClipsearchError):
+    """The database was indexed with another model than the one asked for."""
+
+
+class LockedError(ClipsearchError):
+    """Another clipsearch process is writing to the same database."""
+
+
+class ImageError(ClipsearchError):
+    """One file cannot be used as an image; indexing reports it and goes on."""
+
+
+class NotAnImageError(ImageError):
+    """The file's content is not an image format we can decode (whatever its name says)."""
+
+
+class TruncatedImageError(ImageError):
+    """The file ends before the image data does, or its data is corrupt."""
+
+
+class ImageTooLargeError(ImageError):
+    """The image has more pixels than the configured limit (a decompression bomb, or a huge scan)."""
+
+
+class ImageTooSmallError(ImageError):
+    """The image is too small to carry any meaning for the model."""
+
+
+class UnreadableFileError(ImageError):
+    """The file cannot be read: permissions, a vanished file, a directory, an I/O error."""

@@ -1,0 +1,182 @@
+"""Turn a query into a vector, search the index, and join the catalogue into ranked results."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+import numpy as np
+
+from clipsearch.catalog import Catalog
+from clipsearch.config import DataDir
+from clipsearch.encoder import MODEL_SETTING, Encoder, ModelIdentity, resolve_model
+from clipsearch.errors import ImageError, UsageError
+from clipsearch.images import decode_image, prepare_pixels, read_file
+from clipsearch.vectors import Hit, IndexState, VectorIndex
+
+
+@dataclass(frozen=True)
+class SearchResult:
+    rank: int  # 1-based, per query
+    score: float  # cosine similarity, higher is closer
+    path: str  # absolute; may hold surrogate escapes for names that are not valid UTF-8
+    width: int | None
+    height: int | None
+    taken_at: str | None  # ISO 8601 capture time from EXIF, when known
+    query: str | None = None  # the text or image path that produced it
+
+
+# Below this many candidates, a folder filter is answered by exact search over their vectors:
+# faster than steering HNSW through a sparse filter, and never short of results.
+EXACT_SEARCH_LIMIT = 50_000
+
+
+@dataclass(frozen=True)
+class QueryOptions:
+    limit: int = 10
+    min_score: float | None = None
+    within: str | None = None  # only files under this folder
+    include_self: bool = False  # similar: keep the query image in its own results
+
+
+class Searcher:
+    """An open database ready to answer queries; the model loads on the first query that needs it."""
+
+    def __init__(self, data_dir: DataDir, model: str | None = None, pretrained: str | None = None,
+                 device: str = "auto") -> None:
+        self.catalog = Catalog(data_dir.catalog)
+        stored = self.catalog.get_json(MODEL_SETTING)
+        if not stored:
+            raise UsageError(f"nothing is indexed in {data_dir.root} yet: run `clipsearch index FOLDER` first")
+        self.identity, _ = resolve_model(self.catalog, model, pretrained)
+        self.index, _ = VectorIndex.open(data_dir, self.catalog, self.identity.dim)
+        self._device = device
+        self._encoder: Encoder | None = None
+
+    def close(self) -> None:
+        self.catalog.close()
+
+    @property
+    def encoder(self) -> Encoder:
+        if self._encoder is None:
+            self._encoder = Encoder(self.identity, self._device)
+        return self._encoder
+
+    def text(self, query: str, options: QueryOptions) -> list[SearchResult]:
+        if not query.strip():
+            raise UsageError("the query is empty: describe what you are looking for")
+        vector = self.encoder.embed_texts([query])[0]
+        return self._search(vector, options, query=query)
+
+    def image(self, path: str, options: QueryOptions) -> list[SearchResult]:
+        resolved = os.path.realpath(path)
+        stored = self.catalog.find(resolved)
+        if stored is not None:
+            record, vector = stored
+            exclude = None if options.include_self else record.id
+            return self._search(vector, options, query=path, exclude=exclude)
+        vector = self._embed_file(resolved)
+        return self._search(vector, options, query=path)
+
+    def _embed_file(self, path: str) -> np.ndarray:
+        settings = self.encoder.preprocessing
+        try:
+            decoded = decode_image(read_file(path), target_size=settings.image_size)
+        except ImageError as error:
+            raise UsageError(f"{path}: {error}") from error
+        pixels = prepare_pixels(decoded.image, settings.image_size, settings.resize_mode, settings.interpolation)
+        return self.encoder.embed_pixels(pixels[None])[0]
+
+    def _search(self, vector: np.ndarray, options: QueryOptions, *, query: str,
+                exclude: int | None = None) -> list[SearchResult]:
+        wanted = options.limit + (exclude is not None)
+        if options.within is not None:
+            allowed = self.catalog.ids_under(os.path.realpath(options.within))
+            if len(allowed) <= EXACT_SEARCH_LIMIT:
+                hits = _exact(self.catalog, vector, allowed, wanted)
+            else:
+                hits = self.index.search(vector, wanted, allowed=set(allowed.tolist()))
+        else:
+            hits = self.index.search(vector, wanted)
+        hits = [h for h in hits if h.id != exclude][:options.limit]
+        if options.min_score is not None:
+            hits = [h for h in hits if h.score >= options.min_score]
+        records = self.catalog.records([h.id for h in hits])
+        results = []
+        for hit in hits:
+            record = records.get(hit.id)
+            if record is None:  # removed by a concurrent `index` since the index was read
+                continue
+            results.append(SearchResult(len(results) + 1, hit.score, record.path, record.width, record.height,
+                                        record.taken_at, query))
+        return results
+
+
+def _exact(catalog: Catalog, vector: np.ndarray, ids: np.ndarray, k: int) -> list[Hit]:
+    best: list[Hit] = []
+    for chunk_ids, vectors in catalog.vectors(ids.tolist()):
+        scores = vectors @ vector
+        best += [Hit(int(i), float(s)) for i, s in zip(chunk_ids, scores)]
+        best = sorted(best, key=lambda h: -h.score)[:k]
+    return best
+
+
+@dataclass(frozen=True)
+class DatabaseStatus:
+    database: str
+    model: str | None
+    model_identity: dict | None
+    images: int
+    roots: list[str]
+    size_bytes: int
+    last_indexed: str | None
+    index: str
+    known_bad_files: int
+
+    def to_dict(self) -> dict:
+        return dict(self.__dict__)
+
+    def lines(self) -> list[tuple[str, str]]:
+        roots = self.roots or ["(none)"]
+        lines = [("database", self.database), ("model", self.model or "(none yet)"), ("images", str(self.images)),
+                 ("roots", roots[0])]
+        lines += [("", root) for root in roots[1:]]
+        lines += [("size on disk", _human_size(self.size_bytes)), ("last indexed", self.last_indexed or "never"),
+                  ("vector index", self.index)]
+        if self.known_bad_files:
+            lines.append(("unreadable", f"{self.known_bad_files} files (retried when they change)"))
+        return lines
+
+
+def _human_size(size: float) -> str:
+    for unit in ("B", "KB", "MB", "GB"):
+        if size < 1024 or unit == "GB":
+            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
+        size /= 1024
+    return f"{size:.1f} GB"
+
+
+def database_status(data_dir: DataDir) -> DatabaseStatus:
+    size = sum(p.stat().st_size for p in data_dir.root.glob("*") if p.is_file()) if data_dir.root.is_dir() else 0
+    if not data_dir.catalog.exists():
+        return DatabaseStatus(str(data_dir.root), None, None, 0, [], size, None, "none", 0)
+    catalog = Catalog(data_dir.catalog)
+    try:
+        stats = catalog.stats()
+        stored = catalog.get_json(MODEL_SETTING)
+        identity = ModelIdentity.from_dict(stored) if stored else None
+        state = IndexState.read(data_dir.index_state)
+        behind = catalog.current_seq() - state.seq if state else None
+        if state is None or not data_dir.index.exists():
+            index = "missing (rebuilt from the catalogue on the next query)"
+        elif behind:
+            index = "behind the catalogue (caught up on the next query)"
+        else:
+            index = f"current ({_human_size(data_dir.index.stat().st_size)})"
+        return DatabaseStatus(
+            database=str(data_dir.root), model=identity.describe() if identity else None, model_identity=stored,
+            images=stats.files, roots=stats.roots, size_bytes=size, last_indexed=stats.last_indexed, index=index,
+            known_bad_files=stats.failures,
+        )
+    finally:
+        catalog.close()

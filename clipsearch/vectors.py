@@ -1,0 +1,179 @@
+"""The HNSW index derived from the catalogue: build, catch up, search, save.
+
+The file beside the catalogue is a cache. A small JSON state records which catalogue it
+belongs to, up to which change sequence it is current, and a fingerprint of the file,
+so a missing, foreign, truncated or corrupt index is rebuilt and a stale one is caught up,
+without anyone having to ask.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import hnswlib
+import numpy as np
+
+from clipsearch.catalog import Catalog
+from clipsearch.config import DataDir
+
+# M=32 and ef_construction=200 give recall@10 above 0.95 at ef=128 on CLIP embeddings;
+# the memory cost is 2*M links of 4 bytes per vector, small beside the vector itself.
+HNSW_M = 32
+HNSW_EF_CONSTRUCTION = 200
+HNSW_EF_SEARCH = 128
+_FINGERPRINT_BYTES = 1 << 16
+
+
+@dataclass(frozen=True)
+class Hit:
+    id: int
+    score: float
+
+
+@dataclass(frozen=True)
+class IndexState:
+    catalog_id: str
+    seq: int
+    dim: int
+    size: int
+    fingerprint: str
+
+    @classmethod
+    def read(cls, path: Path) -> IndexState | None:
+        try:
+            return cls(**json.loads(path.read_text()))
+        except (OSError, ValueError, TypeError):
+            return None
+
+
+def _fingerprint(path: Path) -> tuple[int, str]:
+    """Size and a hash of the file's head and tail: catches truncation and overwrites cheaply."""
+    size = path.stat().st_size
+    digest = hashlib.blake2b(digest_size=16)
+    with path.open("rb") as handle:
+        digest.update(handle.read(_FINGERPRINT_BYTES))
+        if size > _FINGERPRINT_BYTES:
+            handle.seek(max(_FINGERPRINT_BYTES, size - _FINGERPRINT_BYTES))
+            digest.update(handle.read())
+    return size, digest.hexdigest()
+
+
+class VectorIndex:
+    def __init__(self, dim: int, capacity: int = 1024) -> None:
+        self.dim = dim
+        self._index = hnswlib.Index(space="ip", dim=dim)
+        self._index.init_index(max_elements=max(capacity, 16), ef_construction=HNSW_EF_CONSTRUCTION, M=HNSW_M)
+        self._index.set_ef(HNSW_EF_SEARCH)
+        self._live = 0
+        self.seq = 0
+
+    @classmethod
+    def open(cls, data_dir: DataDir, catalog: Catalog, dim: int) -> tuple[VectorIndex, str]:
+        """The index for this catalogue, current to its latest change, and how it was obtained."""
+        catalog_id = catalog.get_setting("catalog_id") or ""
+        state = IndexState.read(data_dir.index_state)
+        index: VectorIndex | None = None
+        how = "rebuilt"
+        if state and state.catalog_id == catalog_id and state.dim == dim and data_dir.index.exists():
+            try:
+                if _fingerprint(data_dir.index) == (state.size, state.fingerprint):
+                    index = cls._load(data_dir.index, dim, state.seq, catalog)
+                    how = "loaded"
+            except (OSError, RuntimeError, ValueError):
+                index = None
+        if index is None:
+            index = cls.build(catalog, dim)
+        elif index.catch_up(catalog):
+            how = "caught up"
+        return index, how
+
+    @classmethod
+    def _load(cls, path: Path, dim: int, seq: int, catalog: Catalog) -> VectorIndex:
+        index = cls.__new__(cls)
+        index.dim = dim
+        index._index = hnswlib.Index(space="ip", dim=dim)
+        index._index.load_index(str(path))
+        index._index.set_ef(HNSW_EF_SEARCH)
+        index._live = catalog.count()
+        index.seq = seq
+        return index
+
+    @classmethod
+    def build(cls, catalog: Catalog, dim: int) -> VectorIndex:
+        seq = catalog.current_seq()
+        index = cls(dim, capacity=catalog.count() + 1024)
+        for ids, vectors in catalog.vectors():
+            index.add(ids, vectors)
+        index.seq = seq
+        index._live = catalog.count()
+        return index
+
+    def __len__(self) -> int:
+        return self._live
+
+    def add(self, ids: np.ndarray, vectors: np.ndarray) -> None:
+        if len(ids) == 0:
+            return
+        needed = self._index.element_count + len(ids)
+        if needed > self._index.get_max_elements():
+            self._index.resize_index(max(needed, 2 * self._index.get_max_elements()))
+        # An existing label is updated in place (and undeleted), so re-embedded files keep their label.
+        self._index.add_items(np.ascontiguousarray(vectors, dtype=np.float32), ids)
+
+    def remove(self, ids: list[int]) -> None:
+        for label in ids:
+            with contextlib.suppress(RuntimeError):  # never added, or already deleted
+                self._index.mark_deleted(int(label))
+
+    def catch_up(self, catalog: Catalog) -> bool:
+        """Apply the catalogue's changes since this index's seq; True if there were any."""
+        latest = catalog.current_seq()
+        if latest == self.seq:
+            return False
+        changes = catalog.changes_since(self.seq)
+        # Removals first: a row that exists in the catalogue now is re-added below.
+        self.remove(changes.removed)
+        self.add(changes.updated_ids, changes.updated_vectors)
+        self.seq = latest
+        self._live = catalog.count()
+        return True
+
+    def search(self, query: np.ndarray, k: int, allowed: set[int] | None = None) -> list[Hit]:
+        available = self._live if allowed is None else min(self._live, len(allowed))
+        k = min(k, available)
+        if k <= 0:
+            return []
+        self._index.set_ef(max(HNSW_EF_SEARCH, k))
+        kwargs = {} if allowed is None else {"filter": allowed.__contains__}
+        try:
+            labels, distances = self._index.knn_query(np.asarray(query, dtype=np.float32).reshape(1, -1), k=k,
+                                                      num_threads=1, **kwargs)
+        except RuntimeError:
+            # hnswlib refuses when the graph yields fewer than k live neighbours: ask for what it has.
+            labels, distances = self._fallback_query(query, k, kwargs)
+        return [Hit(int(label), float(1.0 - distance)) for label, distance in zip(labels[0], distances[0])]
+
+    def _fallback_query(self, query: np.ndarray, k: int, kwargs: dict) -> tuple[np.ndarray, np.ndarray]:
+        for smaller in range(k - 1, 0, -1):
+            try:
+                return self._index.knn_query(query.reshape(1, -1), k=smaller, num_threads=1, **kwargs)
+            except RuntimeError:
+                continue
+        return np.empty((1, 0), np.int64), np.empty((1, 0), np.float32)
+
+    def save(self, data_dir: DataDir, catalog_id: str) -> None:
+        """Write the index, then its state, each atomically: a reader that sees the new state sees the new file."""
+        data_dir.root.mkdir(parents=True, exist_ok=True)
+        temporary = data_dir.index.with_name(data_dir.index.name + f".tmp{os.getpid()}")
+        self._index.save_index(str(temporary))
+        os.replace(temporary, data_dir.index)
+        size, fingerprint = _fingerprint(data_dir.index)
+        state = IndexState(catalog_id=catalog_id, seq=self.seq, dim=self.dim, size=size, fingerprint=fingerprint)
+        temporary_state = data_dir.index_state.with_name(data_dir.index_state.name + f".tmp{os.getpid()}")
+        temporary_state.write_text(json.dumps(state.__dict__))
+        os.replace(temporary_state, data_dir.index_state)

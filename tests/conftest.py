@@ -1,0 +1,49 @@
+"""Shared fixtures: a realistic photo folder, the tiny test model, and an environment that stays offline."""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+MODEL_DIR = Path(__file__).resolve().parent / "model"
+if str(MODEL_DIR) not in sys.path:  # scenes.py lives there, shared with the model's training script
+    sys.path.insert(0, str(MODEL_DIR))
+
+from photos import Photo, write_photo_library  # noqa: E402
+
+TEST_MODEL_NAME = "clipsearch-test-tiny"
+
+
+@dataclass(frozen=True)
+class TinyModel:
+    config: Path
+    checkpoint: Path
+
+
+@pytest.fixture(autouse=True)
+def isolated_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """Each test gets its own database, and nothing downloads or writes under the user's home."""
+    monkeypatch.setenv("CLIPSEARCH_DB", str(tmp_path / "clipsearch-db"))
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "xdg-data"))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+
+
+@pytest.fixture(scope="session")
+def photo_library(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list[Photo]]:
+    """(root, photos), written once per session: treat it as read-only, copy it to change it."""
+    root = tmp_path_factory.mktemp("library")
+    return root, write_photo_library(root)
+
+
+@pytest.fixture(scope="session")
+def test_model() -> TinyModel:
+    model = TinyModel(
+        config=MODEL_DIR / f"{TEST_MODEL_NAME}.json",
+        checkpoint=MODEL_DIR / f"{TEST_MODEL_NAME}.pt",
+    )
+    if not model.checkpoint.is_file():
+        pytest.skip(f"test model checkpoint {model.checkpoint} is missing; train it with tests/model/train.py")
+    return model
