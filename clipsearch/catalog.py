@@ -182,10 +182,14 @@ class Catalog:
 
     # reads --------------------------------------------------------------------------------------
     def current_seq(self) -> int:
-        row = self._conn.execute(
-            "SELECT max(coalesce((SELECT max(seq) FROM files), 0), coalesce((SELECT max(seq) FROM removed), 0))"
-        ).fetchone()
-        return int(row[0])
+        """The number of the latest change to any vector; it only ever grows."""
+        return int(self.get_setting("seq") or 0)
+
+    def next_seq(self) -> int:
+        """Claim the next change number; call inside the transaction that makes the change."""
+        seq = self.current_seq() + 1
+        self.set_setting("seq", str(seq))
+        return seq
 
     def count(self) -> int:
         return self._conn.execute("SELECT count(*) FROM files").fetchone()[0]

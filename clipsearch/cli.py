@@ -130,7 +130,7 @@ def index(
     pretrained: PretrainedOption = None,
     device: DeviceOption = "auto",
     batch_size: Annotated[int | None, typer.Option("--batch-size", min=1, help="Images per model call "
-                                                   "(default: 32 on CPU, 256 on CUDA).")] = None,
+                                                   "(default: 32 on CPU, 64 on MPS, 256 on CUDA).")] = None,
     workers: Annotated[int | None, typer.Option("--workers", min=1, help="Decoding threads (default: one per "
                                                 "CPU core).")] = None,
     max_megapixels: Annotated[float, typer.Option("--max-megapixels", min=0.01, help="Skip images larger than "
@@ -320,10 +320,11 @@ def forget(
 ) -> None:
     """Remove files or whole folders from the database."""
     with error_boundary(show_traceback):
-        from clipsearch.pipeline import forget_paths
+        from clipsearch.pipeline import Reporter, forget_paths
 
         targets = [os.path.realpath(p) for p in paths]
-        removed = forget_paths(_data_dir(db), targets, wait=not no_wait)
+        reporter = Reporter(message=lambda text: err.print(text, markup=False))
+        removed = forget_paths(_data_dir(db), targets, wait=not no_wait, reporter=reporter)
         err.print(f"forgot {removed} file{'s' if removed != 1 else ''}", markup=False)
         if not removed:
             raise typer.Exit(ExitCode.NOTHING_FOUND)

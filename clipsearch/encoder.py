@@ -146,37 +146,58 @@ def identify(spec: ModelSpec, hash_cache: dict[str, list] | None = None) -> Mode
     )
 
 
+def default_pretrained(architecture: str) -> str:
+    """open_clip's first pretrained tag for an architecture: what `--model NAME` alone means."""
+    if architecture == DEFAULT_MODEL:
+        return DEFAULT_PRETRAINED
+    with _quiet_root_logger():
+        import open_clip
+
+        tags = open_clip.list_pretrained_tags_by_model(architecture)
+    if not tags:
+        raise UsageError(f"--model {architecture} has no pretrained weights in open_clip: pass --pretrained "
+                         "with a checkpoint file")
+    return tags[0]
+
+
 def resolve_model(catalog: Catalog, model: str | None, pretrained: str | None, *, reindex: bool = False,
                   ) -> tuple[ModelIdentity, bool]:
-    """The model a command must use on this catalogue, and whether it differs from the recorded one.
+    """The model a command must use on this catalogue, and whether it replaces the recorded one.
 
     Nothing asked for: the recorded model (or the default for a new database). Something asked
-    for that differs from the record: refused, unless `reindex` (the caller then re-embeds).
+    for that differs from the record of a non-empty database: refused, unless `reindex`.
     """
     stored_data = catalog.get_json(MODEL_SETTING)
     stored = ModelIdentity.from_dict(stored_data) if stored_data else None
-    hash_cache = catalog.get_json("checkpoint_hashes") or {}
-    cache_before = json.dumps(hash_cache, sort_keys=True)
+    if stored is not None and catalog.count() == 0:
+        stored = None  # nothing embedded yet (a first run that failed): not bound to any model
     if model is None and pretrained is None:
         if stored is None:
-            return identify(ModelSpec(DEFAULT_MODEL, DEFAULT_PRETRAINED)), False
-        if stored.config_path and not Path(stored.config_path).is_file():
-            raise ModelError(f"the model config this database was indexed with, {stored.config_path}, is missing: "
-                             "pass --model PATH to where it is now")
-        if stored.checkpoint_path and not Path(stored.checkpoint_path).is_file():
-            raise ModelError(f"the checkpoint this database was indexed with, {stored.checkpoint_path}, is missing: "
-                             "pass --pretrained PATH to where it is now")
+            return identify(ModelSpec(DEFAULT_MODEL, DEFAULT_PRETRAINED)), True
+        for what, path, option in (("model config", stored.config_path, "--model"),
+                                   ("checkpoint", stored.checkpoint_path, "--pretrained")):
+            if path and not Path(path).is_file():
+                raise ModelError(f"the {what} this database was indexed with, {path}, is missing: "
+                                 f"pass {option} PATH to where it is now")
         return stored, False
     base = stored.spec() if stored else ModelSpec(DEFAULT_MODEL, DEFAULT_PRETRAINED)
     asked_model = model or base.model
-    # A new architecture without weights named means its default weights, not the old model's.
-    asked_pretrained = pretrained or (base.pretrained if model is None or stored is None else None)
-    if asked_pretrained is None and model == DEFAULT_MODEL:
-        asked_pretrained = DEFAULT_PRETRAINED
+    asked_pretrained = pretrained
+    if asked_pretrained is None:
+        if model is None or ModelSpec(model, None).architecture == ModelSpec(base.model, None).architecture:
+            asked_pretrained = base.pretrained
+        elif ModelSpec(model, None).config_path is not None:
+            raise UsageError(f"--model {model}: a local model config needs its weights: add --pretrained CHECKPOINT")
+        else:
+            asked_pretrained = default_pretrained(model)
+    hash_cache = catalog.get_json("checkpoint_hashes") or {}
+    cache_before = json.dumps(hash_cache, sort_keys=True)
     identity = identify(ModelSpec(asked_model, asked_pretrained), hash_cache)
     if json.dumps(hash_cache, sort_keys=True) != cache_before:
         catalog.set_json("checkpoint_hashes", hash_cache)
-    if stored is not None and not stored.same_model(identity):
+    if stored is None:
+        return identity, True
+    if not stored.same_model(identity):
         if reindex:
             return identity, True
         raise ModelMismatchError(
@@ -184,7 +205,9 @@ def resolve_model(catalog: Catalog, model: str | None, pretrained: str | None, *
             "--model/--pretrained to use its model, pick another --db, or re-embed everything with "
             "`clipsearch index --reindex`"
         )
-    return identity, stored is None
+    if (identity.checkpoint_path, identity.config_path) != (stored.checkpoint_path, stored.config_path):
+        catalog.set_json(MODEL_SETTING, identity.to_dict())  # the same files, moved: remember where they are now
+    return identity, False
 
 
 @contextlib.contextmanager

@@ -112,14 +112,17 @@ class _Prepared:
 class _HashLookup:
     """Finds rows with a given content hash from worker threads, each with its own read connection."""
 
-    def __init__(self, catalog_path: str, vanished: dict[int, str]) -> None:
+    def __init__(self, catalog_path: str, vanished: dict[int, str], enabled: bool = True) -> None:
         self._path = catalog_path
+        self._enabled = enabled
         self._local = threading.local()
         self._vanished = vanished
         self._claimed: set[int] = set()
         self._lock = threading.Lock()
 
     def find(self, digest: str) -> int | None:
+        if not self._enabled:
+            return None
         connection = getattr(self._local, "connection", None)
         if connection is None:
             connection = sqlite3.connect(f"file:{self._path}?mode=ro", uri=True, check_same_thread=False)
@@ -139,6 +142,7 @@ class _Batch:
     files: list[NewFile] = field(default_factory=list)
     pending: list[_Prepared] = field(default_factory=list)  # waiting for the model
     moves: list[Move] = field(default_factory=list)
+    replaced: list[int] = field(default_factory=list)  # rows whose path a moved file now takes
     touches: list[tuple[int, int, int]] = field(default_factory=list)
     failures: list[tuple[str, int, int, str]] = field(default_factory=list)
 
@@ -179,12 +183,18 @@ class Indexer:
         roots = list(options.roots)
         if changed and catalog.count():
             # A new model makes every stored vector meaningless: start over, on every root indexed so far.
-            roots = sorted(set(roots) | set(catalog.stats().roots))
+            previous = [root for root in catalog.stats().roots if root not in roots]
+            for root in previous:
+                if os.path.exists(root):
+                    roots.append(root)
+                else:
+                    self.reporter.message(f"not re-indexing {root}: it no longer exists")
+        found = crawl(roots, options.crawl)  # before anything is removed: a bad root must change nothing
+        if changed:
             with catalog.transaction():
-                catalog.remove_under(["/"], catalog.current_seq() + 1)
-        if changed or catalog.get_json(MODEL_SETTING) is None:
-            catalog.set_json(MODEL_SETTING, identity.to_dict())
-        found = crawl(roots, options.crawl)
+                if catalog.count():
+                    catalog.remove_under(["/"], catalog.next_seq())
+                catalog.set_json(MODEL_SETTING, identity.to_dict())
         for problem in found.problems:
             self.reporter.skipped(problem.path, problem.reason)
         self.stats.skipped += len(found.problems)
@@ -215,7 +225,7 @@ class Indexer:
             if vanished:
                 gone = [row_id for row_id in vanished if row_id not in self._moved_ids]
                 with catalog.transaction():
-                    catalog.remove_ids(gone, catalog.current_seq() + 1)
+                    catalog.remove_ids(gone, catalog.next_seq())
                 self.stats.removed += len(gone)
             failed_paths = [p for p in failures if p not in seen and not p.startswith(protected)]
             with catalog.transaction():
@@ -237,7 +247,8 @@ class Indexer:
         workers = self.options.workers or os.cpu_count() or 2
         self._vanished = reusable
         window = 2 * (self.options.batch_size or max(DEFAULT_BATCH_SIZE.values())) + 2 * workers
-        lookup = _HashLookup(str(self.data_dir.catalog), reusable)
+        # --reindex means embed again: reusing a vector by content would defeat it.
+        lookup = _HashLookup(str(self.data_dir.catalog), reusable, enabled=not self.options.reindex)
         known_ids = {path: row.id for path, row in known.items()}
         prepare = _make_preparer(self._get_encoder, self.options.max_megapixels, lookup)
         batch = _Batch()
@@ -276,15 +287,18 @@ class Indexer:
             batch.touches.append((item.reuse_id, file.size, file.mtime_ns))  # touched, same content
             self.stats.unchanged += 1
         elif item.reuse_id is not None and item.reuse_id in self._vanished:
+            if file.path in known_ids:  # moved onto a file that was indexed: that row goes
+                batch.replaced.append(known_ids[file.path])
             batch.moves.append(Move(item.reuse_id, file.path, file.size, file.mtime_ns))
             self._moved_ids.add(item.reuse_id)
             self.stats.moved += 1
         elif item.reuse_id is not None:
-            found = next(catalog.vectors([item.reuse_id]), None)
-            if found is None:  # the source row went away: embed after all
-                batch.pending.append(item)
+            source = next(catalog.vectors([item.reuse_id]), None)
+            if source is None:  # cannot happen while we hold the writer lock; retried on the next run if it does
+                self.reporter.skipped(file.path, "its content changed while indexing")
+                self.stats.skipped += 1
             else:
-                batch.files.append(_new_file(item, found[1][0]))
+                batch.files.append(_new_file(item, source[1][0]))
         else:
             batch.pending.append(item)
 
@@ -296,7 +310,8 @@ class Indexer:
         if not len(batch):
             return
         with catalog.transaction():
-            seq = catalog.current_seq() + 1
+            seq = catalog.next_seq()
+            catalog.remove_ids(batch.replaced, seq)
             catalog.add_files(batch.files, seq)
             catalog.move_files(batch.moves)
             catalog.touch_files(batch.touches)
@@ -361,10 +376,10 @@ def forget_paths(data_dir: DataDir, paths: Sequence[str], wait: bool = True, rep
         catalog = Catalog(data_dir.catalog)
         try:
             with catalog.transaction():
-                removed = catalog.remove_under(list(paths), catalog.current_seq() + 1)
+                removed = catalog.remove_under(list(paths), catalog.next_seq())
             identity = ModelIdentity.from_dict(catalog.get_json(MODEL_SETTING) or {})
             if removed and identity.dim:
-                index, _ = VectorIndex.open(data_dir, catalog, identity.dim)
+                index, _ = VectorIndex.open(data_dir, catalog, identity.dim)  # catches up the removals
                 index.save(data_dir, catalog.get_setting("catalog_id") or "")
                 catalog.prune_tombstones(index.seq)
         finally:

@@ -45,8 +45,8 @@ class Searcher:
     def __init__(self, data_dir: DataDir, model: str | None = None, pretrained: str | None = None,
                  device: str = "auto") -> None:
         self.catalog = Catalog(data_dir.catalog)
-        stored = self.catalog.get_json(MODEL_SETTING)
-        if not stored:
+        if not self.catalog.get_json(MODEL_SETTING) or not self.catalog.count():
+            self.catalog.close()
             raise UsageError(f"nothing is indexed in {data_dir.root} yet: run `clipsearch index FOLDER` first")
         self.identity, _ = resolve_model(self.catalog, model, pretrained)
         self.index, _ = VectorIndex.open(data_dir, self.catalog, self.identity.dim)
@@ -144,7 +144,8 @@ class DatabaseStatus:
         lines += [("size on disk", _human_size(self.size_bytes)), ("last indexed", self.last_indexed or "never"),
                   ("vector index", self.index)]
         if self.known_bad_files:
-            lines.append(("unreadable", f"{self.known_bad_files} files (retried when they change)"))
+            plural = "s" if self.known_bad_files != 1 else ""
+            lines.append(("unreadable", f"{self.known_bad_files} file{plural} (retried when they change)"))
         return lines
 
 

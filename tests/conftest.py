@@ -47,3 +47,49 @@ def test_model() -> TinyModel:
     if not model.checkpoint.is_file():
         pytest.skip(f"test model checkpoint {model.checkpoint} is missing; train it with tests/model/train.py")
     return model
+
+
+@dataclass(frozen=True)
+class CliResult:
+    exit_code: int
+    stdout: str
+    stdout_bytes: bytes
+    stderr: str
+
+
+def run_cli(*args: str, input: str | bytes | None = None) -> CliResult:
+    """Drive the real CLI in-process, the way a user's shell would (stdout is not a terminal)."""
+    from typer.testing import CliRunner
+
+    from clipsearch.cli import app
+
+    result = CliRunner().invoke(app, [str(a) for a in args], input=input)
+    if result.exception and not isinstance(result.exception, SystemExit):
+        raise result.exception
+    return CliResult(result.exit_code, result.stdout, result.stdout_bytes, result.stderr)
+
+
+def model_args(model: TinyModel) -> list[str]:
+    return ["--model", str(model.config), "--pretrained", str(model.checkpoint)]
+
+
+@dataclass(frozen=True)
+class IndexedLibrary:
+    db: Path
+    root: Path
+    photos: list[Photo]
+    index_stderr: str
+
+    def photo(self, path: str) -> Photo:
+        return next(p for p in self.photos if str(p.path) == path)
+
+
+@pytest.fixture(scope="session")
+def indexed_library(photo_library: tuple[Path, list[Photo]], test_model: TinyModel,
+                    tmp_path_factory: pytest.TempPathFactory) -> IndexedLibrary:
+    """The photo library indexed once with the test model. Read-only: copy it to change it."""
+    root, photos = photo_library
+    db = tmp_path_factory.mktemp("indexed") / "db"
+    result = run_cli("index", root, "--db", db, *model_args(test_model))
+    assert result.exit_code == 0, result.stderr
+    return IndexedLibrary(db, root, photos, result.stderr)

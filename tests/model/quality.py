@@ -12,7 +12,6 @@ from dataclasses import dataclass
 
 import numpy as np
 from PIL import Image
-
 from scenes import COLOURS, DIRECTIONS, SHAPES, arrow_captions, random_scene, render, shape_captions
 
 EmbedImages = Callable[[Sequence[Image.Image]], np.ndarray]
@@ -41,7 +40,8 @@ def measure(embed_images: EmbedImages, embed_texts: EmbedTexts, seed: int = GATE
             size: tuple[int, int] = (320, 240)) -> QualityReport:
     rng = random.Random(seed)
     scenes = [random_scene(rng, kind=s, colour=c) for c in COLOURS for s in SHAPES for _ in range(2)]
-    arrows = [random_scene(rng, kind="arrow", colour=c, direction=d) for c in COLOURS for d in DIRECTIONS for _ in range(2)]
+    arrows = [random_scene(rng, kind="arrow", colour=c, direction=d)
+              for c in COLOURS for d in DIRECTIONS for _ in range(2)]
     everything = scenes + arrows
     image_vectors = embed_images([render(s, *size) for s in everything])
 

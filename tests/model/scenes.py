@@ -101,7 +101,7 @@ def random_scene(
     pair: bool = False,
 ) -> Scene:
     """A scene whose first object is `kind`/`colour` (random where not given)."""
-    kind = kind or rng.choice(SHAPES + ("arrow",))
+    kind = kind or rng.choice((*SHAPES, "arrow"))
     colour = colour or rng.choice(list(COLOURS))
     specs = [(kind, colour)]
     if pair:
@@ -189,7 +189,8 @@ def _unit_polygon(kind: str) -> list[tuple[float, float]]:
         return points
     if kind == "cross":
         a, b = 0.3, 0.95
-        return [(-a, -b), (a, -b), (a, -a), (b, -a), (b, a), (a, a), (a, b), (-a, b), (-a, a), (-b, a), (-b, -a), (-a, -a)]
+        return [(-a, -b), (a, -b), (a, -a), (b, -a), (b, a), (a, a),
+                (a, b), (-a, b), (-a, a), (-b, a), (-b, -a), (-a, -a)]
     if kind == "arrow":  # pointing right; rotated for other directions
         return [(-0.95, -0.22), (0.1, -0.22), (0.1, -0.6), (0.95, 0.0), (0.1, 0.6), (0.1, 0.22), (-0.95, 0.22)]
     raise ValueError(kind)

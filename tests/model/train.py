@@ -77,7 +77,8 @@ def embedders(model: torch.nn.Module, tokenizer, preprocess, device: str):
 
     def embed_texts(texts):
         with torch.inference_mode():
-            return torch.nn.functional.normalize(model.encode_text(tokenizer(texts).to(device)).float(), dim=-1).cpu().numpy()
+            features = model.encode_text(tokenizer(texts).to(device)).float()
+            return torch.nn.functional.normalize(features, dim=-1).cpu().numpy()
 
     return embed_images, embed_texts
 
@@ -87,7 +88,7 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=3000)
     parser.add_argument("--per-class", type=int, default=500, help="pre-rendered images per single-object class")
     parser.add_argument("--pairs", type=int, default=20000, help="pre-rendered two-object images")
-    parser.add_argument("--lr", type=float, default=2e-3)
+    parser.add_argument("--lr", type=float, default=1e-3)
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--out", type=Path, default=CHECKPOINT)
@@ -148,7 +149,8 @@ def main() -> None:
 
     model.eval()
     report = measure(*embedders(model, tokenizer, preprocess, args.device))
-    print(f"trained {args.steps} steps in {time.time() - started:.0f}s on {args.device}: {report.summary()}", flush=True)
+    print(f"trained {args.steps} steps in {time.time() - started:.0f}s on {args.device}: {report.summary()}",
+          flush=True)
     state = {k: v.detach().to("cpu", torch.float16) for k, v in model.state_dict().items()}
     torch.save(state, args.out)
     print(f"wrote {args.out} ({args.out.stat().st_size / 1e6:.1f} MB)")
