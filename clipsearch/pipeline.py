@@ -11,6 +11,7 @@ import contextlib
 import fcntl
 import hashlib
 import os
+import signal
 import sqlite3
 import threading
 import time
@@ -161,10 +162,11 @@ class Indexer:
         self._last_save = time.monotonic()
         self._vanished: dict[int, str] = {}
         self._moved_ids: set[int] = set()
+        self._stop = threading.Event()
 
     def run(self) -> IndexStats:
         started = time.monotonic()
-        with writer_lock(self.data_dir, self.options.wait_for_lock, self.reporter):
+        with writer_lock(self.data_dir, self.options.wait_for_lock, self.reporter), self._graceful_interrupts():
             catalog = Catalog(self.data_dir.catalog, create=True)
             try:
                 self._run(catalog)
@@ -172,6 +174,25 @@ class Indexer:
                 catalog.close()
         self.stats.seconds = time.monotonic() - started
         return self.stats
+
+    @contextlib.contextmanager
+    def _graceful_interrupts(self) -> Iterator[None]:
+        """The first Ctrl-C finishes the batch in flight and stops cleanly; a second one stops at once."""
+        if threading.current_thread() is not threading.main_thread():
+            yield
+            return
+
+        def request_stop(signum: int, frame: object) -> None:
+            if self._stop.is_set():
+                raise KeyboardInterrupt
+            self._stop.set()
+            self.reporter.message("stopping after the current batch (Ctrl-C again to stop at once)")
+
+        previous = signal.signal(signal.SIGINT, request_stop)
+        try:
+            yield
+        finally:
+            signal.signal(signal.SIGINT, previous)
 
     def _run(self, catalog: Catalog) -> None:
         options = self.options
@@ -222,6 +243,8 @@ class Indexer:
         try:
             if work:
                 self._process(catalog, index, work, known, reusable)
+            if self._stop.is_set():
+                raise KeyboardInterrupt  # removals wait for a complete crawl-and-index run
             if vanished:
                 gone = [row_id for row_id in vanished if row_id not in self._moved_ids]
                 with catalog.transaction():
@@ -256,6 +279,8 @@ class Indexer:
         try:
             for prepared in _ordered(executor, prepare, work, window=window):
                 self._route(prepared, batch, catalog, known_ids)
+                if self._stop.is_set():
+                    break
                 batch_size = self._batch_size()
                 if len(batch.pending) >= batch_size or len(batch) >= 4 * batch_size:
                     self._commit(batch, catalog, index)

@@ -169,6 +169,9 @@ class VectorIndex:
     def save(self, data_dir: DataDir, catalog_id: str) -> None:
         """Write the index, then its state, each atomically: a reader that sees the new state sees the new file."""
         data_dir.root.mkdir(parents=True, exist_ok=True)
+        for leftover in data_dir.root.glob("vectors.*.tmp*"):  # from a save that was killed
+            with contextlib.suppress(OSError):
+                leftover.unlink()
         temporary = data_dir.index.with_name(data_dir.index.name + f".tmp{os.getpid()}")
         self._index.save_index(str(temporary))
         os.replace(temporary, data_dir.index)
