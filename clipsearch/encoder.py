@@ -222,6 +222,74 @@ def _quiet_root_logger() -> Iterator[None]:
         root.removeHandler(handler)
 
 
+def _create_model(open_clip: Any, identity: ModelIdentity, device: str) -> Any:
+    """The model with its weights: a local file, the download cache, or (only then) the network."""
+
+    def create() -> Any:
+        model, _, _ = open_clip.create_model_and_transforms(
+            identity.architecture, pretrained=identity.checkpoint_path or identity.pretrained, device=device,
+            precision="fp16" if device == "cuda" else "fp32",
+        )
+        return model
+
+    try:
+        if not identity.pretrained:
+            return create()
+        try:
+            with _hub_offline():  # cached weights load at once, with or without a network
+                return create()
+        except RuntimeError as error:
+            if "download" not in str(error).lower():
+                raise
+        problem = _hub_unreachable()
+        if problem:
+            raise RuntimeError(f"Failed to download: {problem}")
+        return create()  # open_clip shows the download's progress bar
+    except RuntimeError as error:
+        raise _model_error(identity, error) from error
+
+
+@contextlib.contextmanager
+def _hub_offline() -> Iterator[None]:
+    try:
+        from huggingface_hub import constants
+        from huggingface_hub.utils import logging as hub_logging
+    except ImportError:
+        yield
+        return
+    # Offline, huggingface_hub logs every retry with a traceback; our one-line error says what to do.
+    hub_logging.set_verbosity_error()
+    previous = constants.HF_HUB_OFFLINE
+    constants.HF_HUB_OFFLINE = True
+    try:
+        yield
+    finally:
+        constants.HF_HUB_OFFLINE = previous
+
+
+def _hub_unreachable(timeout: float = 3.0) -> str | None:
+    """Why the model hub cannot be reached, or None: a quick check that spares offline users minutes of retries."""
+    import os
+    import socket
+    from urllib.parse import urlparse
+
+    try:
+        from huggingface_hub import constants
+    except ImportError:
+        return None
+    if constants.HF_HUB_OFFLINE:
+        return "offline mode is on (HF_HUB_OFFLINE)"
+    if any(os.environ.get(name) for name in ("HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy")):
+        return None  # through a proxy, only the download itself can tell
+    endpoint = urlparse(constants.ENDPOINT)
+    host = endpoint.hostname or ""
+    try:
+        socket.create_connection((host, endpoint.port or 443), timeout=timeout).close()
+    except OSError as error:
+        return f"cannot reach {host} ({error.strerror or error})"
+    return None
+
+
 def pick_device(requested: str = "auto") -> str:
     import torch
 
@@ -260,14 +328,7 @@ class Encoder:
             self.identity = identity
             if identity.config_path:
                 open_clip.add_model_config(identity.config_path)
-            weights = identity.checkpoint_path or identity.pretrained
-            try:
-                model, _, _ = open_clip.create_model_and_transforms(
-                    identity.architecture, pretrained=weights, device=self.device,
-                    precision="fp16" if self.device == "cuda" else "fp32",
-                )
-            except RuntimeError as error:
-                raise _model_error(identity, error) from error
+            model = _create_model(open_clip, identity, self.device)
             self._tokenizer = open_clip.get_tokenizer(identity.architecture)
         self._model = model.eval()
         self._dtype = torch.float16 if self.device == "cuda" else torch.float32
