@@ -6,11 +6,17 @@ earlier state instead of being rebuilt.
 
 Paths are stored as BLOBs of their exact bytes (os.fsencode): file names that are not
 valid UTF-8 survive, and folder filters compare byte prefixes, so `%` and `_` in folder
-names mean nothing special.
+names mean nothing special. Every statement takes its data as `?` parameters.
+
+Whatever SQLite reports (a damaged file, a read-only folder, a full disk) leaves this module as
+a CatalogError that names the catalogue file, from any method, not only when it is opened.
 """
 
 from __future__ import annotations
 
+import contextlib
+import functools
+import inspect
 import json
 import os
 import sqlite3
@@ -18,6 +24,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import Any, TypeVar
 
 import numpy as np
 import sqlite_utils
@@ -25,6 +32,7 @@ import sqlite_utils
 from clipsearch.errors import CatalogError
 
 Migration = Callable[[sqlite_utils.Database], None]
+_Method = TypeVar("_Method", bound=Callable[..., Any])
 
 
 def _create_tables(db: sqlite_utils.Database) -> None:
@@ -122,6 +130,76 @@ def _prefix(folder: str) -> bytes:
     return raw if raw.endswith(b"/") else raw + b"/"
 
 
+# SQLite's primary result codes (sqlite3.h) for the failures a user can do something about.
+_SQLITE_PERM, _SQLITE_BUSY, _SQLITE_LOCKED, _SQLITE_READONLY = 3, 5, 6, 8
+_SQLITE_IOERR, _SQLITE_CORRUPT, _SQLITE_FULL, _SQLITE_CANTOPEN, _SQLITE_NOTADB = 10, 11, 13, 14, 26
+# Python < 3.11 gives no error code, only SQLite's message.
+_CODES_BY_MESSAGE = (
+    ("not a database", _SQLITE_NOTADB), ("malformed", _SQLITE_CORRUPT), ("readonly", _SQLITE_READONLY),
+    ("disk is full", _SQLITE_FULL), ("locked", _SQLITE_BUSY), ("unable to open", _SQLITE_CANTOPEN),
+    ("disk i/o error", _SQLITE_IOERR),
+)
+
+
+def _primary_code(error: sqlite3.Error) -> int | None:
+    code = getattr(error, "sqlite_errorcode", None)
+    if isinstance(code, int):
+        return code & 0xFF  # extended codes (SQLITE_IOERR_WRITE, ...) carry the primary one in the low byte
+    text = str(error).lower()
+    return next((code for words, code in _CODES_BY_MESSAGE if words in text), None)
+
+
+def catalog_error(path: Path, error: sqlite3.Error) -> CatalogError:
+    """SQLite's complaint as one line that names the catalogue file and says what to do about it."""
+    code = _primary_code(error)
+    detail = " ".join(str(error).split()) or type(error).__name__
+    if code in (_SQLITE_CORRUPT, _SQLITE_NOTADB):
+        return CatalogError(f"the catalogue {path} is damaged ({detail}): restore it from a backup, or move it "
+                            "away and run `clipsearch index` again")
+    if code in (_SQLITE_READONLY, _SQLITE_PERM):
+        return CatalogError(f"cannot write to the catalogue {path} ({detail}): check that you may write to it and "
+                            "to its folder")
+    if code == _SQLITE_FULL:
+        return CatalogError(f"cannot write to the catalogue {path}: the disk is full ({detail}); free some space "
+                            "and run again (what was indexed before is kept)")
+    if code in (_SQLITE_BUSY, _SQLITE_LOCKED):
+        return CatalogError(f"the catalogue {path} is locked by another program ({detail}); try again when it "
+                            "has finished")
+    if code == _SQLITE_CANTOPEN:
+        return CatalogError(f"cannot open the catalogue {path} ({detail}): check that it and its folder exist and "
+                            "that you may read and write both")
+    if code == _SQLITE_IOERR:
+        return CatalogError(f"cannot read or write the catalogue {path} ({detail}): check the disk")
+    return CatalogError(f"cannot use the catalogue {path} ({detail})")
+
+
+def _is_our_bug(error: sqlite3.Error) -> bool:
+    # Misused SQL and broken constraints come from our code, not from the user's file: keep their traceback.
+    return isinstance(error, (sqlite3.ProgrammingError, sqlite3.IntegrityError, sqlite3.InterfaceError))
+
+
+def _guarded(method: _Method) -> _Method:
+    """Any SQLite error in a Catalog method becomes a CatalogError naming the file.
+
+    Corruption, a read-only or full disk or a foreign lock can surface in any read or write, not
+    only when the file is opened, and callers should not each have to know about sqlite3.
+    """
+    if inspect.isgeneratorfunction(method):
+        @functools.wraps(method)
+        def generator(self: Catalog, *args: Any, **kwargs: Any) -> Iterator[Any]:
+            with self.errors():
+                yield from method(self, *args, **kwargs)
+
+        return generator  # type: ignore[return-value]
+
+    @functools.wraps(method)
+    def wrapper(self: Catalog, *args: Any, **kwargs: Any) -> Any:
+        with self.errors():
+            return method(self, *args, **kwargs)
+
+    return wrapper  # type: ignore[return-value]
+
+
 class Catalog:
     def __init__(self, path: Path, *, create: bool = False) -> None:
         self.path = path
@@ -134,10 +212,36 @@ class Catalog:
             self.db = sqlite_utils.Database(self._conn)
             self._conn.execute("PRAGMA busy_timeout = 30000")
             self._migrate(create)
+            if create:
+                self._check_writable()
         except CatalogError:
+            self._close_quietly()
             raise
-        except (sqlite3.DatabaseError, OSError) as error:
-            raise CatalogError(f"cannot open the catalogue {path}: {error}") from error
+        except sqlite3.Error as error:
+            self._close_quietly()
+            raise catalog_error(path, error) from error
+        except OSError as error:
+            self._close_quietly()
+            raise CatalogError(f"cannot open the catalogue {path}: {error.strerror or error}") from error
+
+    def _close_quietly(self) -> None:
+        conn = getattr(self, "_conn", None)
+        if conn is not None:
+            with contextlib.suppress(sqlite3.Error):
+                conn.close()
+
+    def _check_writable(self) -> None:
+        """Fail now if the catalogue cannot be written, rather than at the first commit after a long crawl."""
+        # SQLite quietly opens a file it may not write read-only, and BEGIN IMMEDIATE still passes in WAL
+        # mode; rewriting user_version to itself, then rolling back, is the cheapest write that tells.
+        version = int(self._conn.execute("PRAGMA user_version").fetchone()[0])
+        self._conn.execute("BEGIN IMMEDIATE")
+        try:
+            self._conn.execute(f"PRAGMA user_version = {version}")
+        finally:
+            if self._conn.in_transaction:
+                with contextlib.suppress(sqlite3.Error):
+                    self._conn.execute("ROLLBACK")
 
     def _migrate(self, writable: bool) -> None:
         version = self._conn.execute("PRAGMA user_version").fetchone()[0]
@@ -148,52 +252,81 @@ class Catalog:
             )
         if version == SCHEMA_VERSION:
             return
-        if not writable:
+        if version == 0:
+            if self._conn.execute("SELECT count(*) FROM sqlite_master").fetchone()[0]:
+                raise CatalogError(f"{self.path} is an SQLite file but not a clipsearch catalogue")
+            if not writable:  # e.g. emptied by `: > catalog.db`, or a run that died before creating the tables
+                raise CatalogError(f"{self.path} is empty: run `clipsearch index FOLDER` to fill it")
+        elif not writable:
             raise CatalogError(f"{self.path} needs upgrading: run `clipsearch index` once to migrate it")
-        if version == 0 and self._conn.execute("SELECT count(*) FROM sqlite_master").fetchone()[0]:
-            raise CatalogError(f"{self.path} is an SQLite file but not a clipsearch catalogue")
         self.db.enable_wal()
         for number, migration in enumerate(MIGRATIONS[version:], start=version + 1):
             with self.transaction():
                 migration(self.db)
-                self._conn.execute(f"PRAGMA user_version = {number}")
+                # PRAGMA takes no parameters; `number` is our own int, never data from the file or the user.
+                self._conn.execute(f"PRAGMA user_version = {int(number)}")
 
+    @contextlib.contextmanager
+    def errors(self) -> Iterator[None]:
+        """Turn SQLite errors inside the block into a CatalogError naming this catalogue."""
+        try:
+            yield
+        except sqlite3.Error as error:
+            if _is_our_bug(error):
+                raise
+            raise catalog_error(self.path, error) from error
+
+    @_guarded
     def close(self) -> None:
         self._conn.close()
 
-    def transaction(self) -> sqlite3.Connection:
+    def transaction(self) -> _Transaction:
         """`with catalog.transaction():` commits on success and rolls back on error."""
-        return _Transaction(self._conn)
+        return _Transaction(self)
 
     # settings -----------------------------------------------------------------------------------
+    @_guarded
     def get_setting(self, key: str) -> str | None:
         row = self._conn.execute("SELECT value FROM settings WHERE key = ?", (key,)).fetchone()
         return row[0] if row else None
 
+    @_guarded
     def set_setting(self, key: str, value: str) -> None:
         self._conn.execute("INSERT OR REPLACE INTO settings (key, value) VALUES (?, ?)", (key, value))
 
+    @_guarded
     def get_json(self, key: str) -> dict | None:
         value = self.get_setting(key)
-        return json.loads(value) if value else None
+        if not value:
+            return None
+        try:
+            return json.loads(value)
+        except ValueError as error:
+            raise CatalogError(f"the catalogue {self.path} is damaged (setting {key!r} is not JSON): restore it "
+                               "from a backup, or move it away and run `clipsearch index` again") from error
 
+    @_guarded
     def set_json(self, key: str, value: dict) -> None:
         self.set_setting(key, json.dumps(value, sort_keys=True))
 
     # reads --------------------------------------------------------------------------------------
+    @_guarded
     def current_seq(self) -> int:
         """The number of the latest change to any vector; it only ever grows."""
         return int(self.get_setting("seq") or 0)
 
+    @_guarded
     def next_seq(self) -> int:
         """Claim the next change number; call inside the transaction that makes the change."""
         seq = self.current_seq() + 1
         self.set_setting("seq", str(seq))
         return seq
 
+    @_guarded
     def count(self) -> int:
         return self._conn.execute("SELECT count(*) FROM files").fetchone()[0]
 
+    @_guarded
     def known_files(self, roots: Sequence[str]) -> dict[str, KnownFile]:
         """Every catalogued file under any of `roots` (folders or single files), keyed by path."""
         known: dict[str, KnownFile] = {}
@@ -207,6 +340,7 @@ class Catalog:
                 known[decode_path(path)] = KnownFile(*rest)
         return known
 
+    @_guarded
     def known_failures(self, roots: Sequence[str]) -> dict[str, tuple[int, int]]:
         failures: dict[str, tuple[int, int]] = {}
         for root in roots:
@@ -218,6 +352,7 @@ class Catalog:
             failures.update((decode_path(path), (size, mtime)) for path, size, mtime in rows)
         return failures
 
+    @_guarded
     def ids_by_hash(self, hashes: Iterable[str]) -> dict[str, int]:
         found: dict[str, int] = {}
         hashes = list(set(hashes))
@@ -227,6 +362,7 @@ class Catalog:
             found.update(self._conn.execute(f"SELECT hash, id FROM files WHERE hash IN ({marks})", chunk).fetchall())
         return found
 
+    @_guarded
     def records(self, ids: Sequence[int]) -> dict[int, FileRecord]:
         found: dict[int, FileRecord] = {}
         ids = list(ids)
@@ -239,25 +375,28 @@ class Catalog:
                 found[row[0]] = FileRecord(row[0], decode_path(row[1]), *row[2:])
         return found
 
+    @_guarded
     def find(self, path: str) -> tuple[FileRecord, np.ndarray] | None:
         row = self._conn.execute(
             "SELECT id, path, width, height, taken_at, vector FROM files WHERE path = ?", (encode_path(path),)
         ).fetchone()
         if row is None:
             return None
-        return FileRecord(row[0], decode_path(row[1]), *row[2:5]), np.frombuffer(row[5], dtype=np.float32)
+        return FileRecord(row[0], decode_path(row[1]), *row[2:5]), _vector(row[5], self.path)
 
+    @_guarded
     def ids_under(self, folder: str) -> np.ndarray:
         prefix = _prefix(folder)
         rows = self._conn.execute("SELECT id FROM files WHERE substr(path, 1, ?) = ?", (len(prefix), prefix))
         return np.fromiter((r[0] for r in rows), dtype=np.int64)
 
+    @_guarded
     def vectors(self, ids: Sequence[int] | None = None, chunk: int = 20000) -> Iterator[tuple[np.ndarray, np.ndarray]]:
         """(ids, vectors) in chunks: all files, or the given ids."""
         if ids is None:
             cursor = self._conn.execute("SELECT id, vector FROM files ORDER BY id")
             while rows := cursor.fetchmany(chunk):
-                yield _stack(rows)
+                yield _stack(rows, self.path)
             return
         ids = list(ids)
         for start in range(0, len(ids), 500):
@@ -266,14 +405,16 @@ class Catalog:
                 f"SELECT id, vector FROM files WHERE id IN ({','.join('?' * len(part))})", part
             ).fetchall()
             if rows:
-                yield _stack(rows)
+                yield _stack(rows, self.path)
 
+    @_guarded
     def changes_since(self, seq: int) -> Changes:
         removed = [r[0] for r in self._conn.execute("SELECT id FROM removed WHERE seq > ?", (seq,))]
         rows = self._conn.execute("SELECT id, vector FROM files WHERE seq > ?", (seq,)).fetchall()
-        ids, vectors = _stack(rows) if rows else (np.empty(0, np.int64), np.empty((0, 0), np.float32))
+        ids, vectors = _stack(rows, self.path) if rows else (np.empty(0, np.int64), np.empty((0, 0), np.float32))
         return Changes(removed, ids, vectors)
 
+    @_guarded
     def stats(self) -> CatalogStats:
         roots = [decode_path(r[0]) for r in self._conn.execute("SELECT path FROM roots ORDER BY path")]
         last = self._conn.execute("SELECT max(indexed_at) FROM roots").fetchone()[0]
@@ -281,6 +422,7 @@ class Catalog:
         return CatalogStats(self.count(), roots, last, failures)
 
     # writes (callers hold the writer lock) --------------------------------------------------------
+    @_guarded
     def add_files(self, files: Sequence[NewFile], seq: int) -> None:
         stamp = now_iso()
         self._conn.executemany(
@@ -297,6 +439,7 @@ class Catalog:
         )
         self._conn.executemany("DELETE FROM failures WHERE path = ?", [(encode_path(f.path),) for f in files])
 
+    @_guarded
     def move_files(self, moves: Sequence[Move]) -> None:
         # The vector and its label stay: only the row's path changes, so the index needs no update.
         self._conn.executemany(
@@ -304,16 +447,19 @@ class Catalog:
             [(encode_path(m.new_path), m.size, m.mtime_ns, m.id) for m in moves],
         )
 
+    @_guarded
     def touch_files(self, updates: Sequence[tuple[int, int, int]]) -> None:
         """(id, size, mtime_ns) for files whose content is unchanged though their stat changed."""
         self._conn.executemany("UPDATE files SET size = ?, mtime_ns = ? WHERE id = ?",
                                [(size, mtime, file_id) for file_id, size, mtime in updates])
 
+    @_guarded
     def remove_ids(self, ids: Sequence[int], seq: int) -> None:
         rows = [(int(i),) for i in ids]
         self._conn.executemany("DELETE FROM files WHERE id = ?", rows)
         self._conn.executemany("INSERT OR REPLACE INTO removed (id, seq) VALUES (?, ?)", [(i, seq) for (i,) in rows])
 
+    @_guarded
     def remove_under(self, paths: Sequence[str], seq: int) -> int:
         """Forget files and folders; returns how many files were removed."""
         ids: list[int] = []
@@ -328,40 +474,74 @@ class Catalog:
         self.remove_ids(ids, seq)
         return len(ids)
 
+    @_guarded
     def record_failures(self, failures: Sequence[tuple[str, int, int, str]]) -> None:
         self._conn.executemany(
             "INSERT OR REPLACE INTO failures (path, size, mtime_ns, reason) VALUES (?, ?, ?, ?)",
             [(encode_path(p), size, mtime, reason) for p, size, mtime, reason in failures],
         )
 
+    @_guarded
     def forget_failures(self, paths: Sequence[str]) -> None:
         self._conn.executemany("DELETE FROM failures WHERE path = ?", [(encode_path(p),) for p in paths])
 
+    @_guarded
     def record_roots(self, roots: Sequence[str]) -> None:
         stamp = now_iso()
         self._conn.executemany("INSERT OR REPLACE INTO roots (path, indexed_at) VALUES (?, ?)",
                                [(encode_path(r), stamp) for r in roots])
 
+    @_guarded
     def prune_tombstones(self, up_to_seq: int) -> None:
         self._conn.execute("DELETE FROM removed WHERE seq <= ?", (up_to_seq,))
 
 
-def _stack(rows: list[tuple[int, bytes]]) -> tuple[np.ndarray, np.ndarray]:
+def _damaged_vectors(path: Path) -> CatalogError:
+    return CatalogError(f"the catalogue {path} holds damaged vectors: run `clipsearch index --reindex` on your "
+                        "folders")
+
+
+def _vector(blob: bytes, path: Path) -> np.ndarray:
+    # SQLite cannot tell a vector blob that lost bytes from a good one; numpy would fail with a riddle.
+    if not blob or len(blob) % 4:
+        raise _damaged_vectors(path)
+    return np.frombuffer(blob, dtype=np.float32)
+
+
+def _stack(rows: list[tuple[int, bytes]], path: Path) -> tuple[np.ndarray, np.ndarray]:
     ids = np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
+    sizes = {len(r[1]) for r in rows}
+    if len(sizes) > 1:
+        raise _damaged_vectors(path)
+    _vector(rows[0][1], path)
     vectors = np.frombuffer(b"".join(r[1] for r in rows), dtype=np.float32).reshape(len(rows), -1)
     return ids, vectors
 
 
 class _Transaction:
-    def __init__(self, conn: sqlite3.Connection) -> None:
-        self._conn = conn
+    def __init__(self, catalog: Catalog) -> None:
+        self._catalog = catalog
+        self._conn = catalog._conn
 
     def __enter__(self) -> sqlite3.Connection:
-        self._conn.execute("BEGIN IMMEDIATE")
+        with self._catalog.errors():
+            self._conn.execute("BEGIN IMMEDIATE")
         return self._conn
 
-    def __exit__(self, kind, value, traceback) -> None:
-        if kind is None:
-            self._conn.execute("COMMIT")
-        else:
-            self._conn.execute("ROLLBACK")
+    def __exit__(self, kind: type[BaseException] | None, value: BaseException | None, traceback: object) -> None:
+        if kind is not None:
+            self._rollback()
+            return
+        try:
+            with self._catalog.errors():
+                self._conn.execute("COMMIT")
+        except BaseException:
+            self._rollback()
+            raise
+
+    def _rollback(self) -> None:
+        # After SQLITE_FULL or an I/O error SQLite may already have rolled back, and a failing ROLLBACK
+        # must not replace the error that says what really went wrong.
+        if self._conn.in_transaction:
+            with contextlib.suppress(sqlite3.Error):
+                self._conn.execute("ROLLBACK")

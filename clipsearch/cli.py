@@ -23,6 +23,7 @@ from rich.console import Console
 from clipsearch import __version__
 from clipsearch.config import DB_ENV_VAR, DEFAULT_MAX_MEGAPIXELS, DEFAULT_MODEL, DEFAULT_PRETRAINED, DEFAULT_RESULTS
 from clipsearch.errors import ClipsearchError, ExitCode
+from clipsearch.render import visible
 
 app = typer.Typer(
     name="clipsearch",
@@ -82,12 +83,6 @@ def main_callback(
     """Find your photos by describing them, or by example. Local and private: nothing leaves your machine."""
 
 
-def show_path(path: str) -> str:
-    """A path for a one-line message: control characters and undecodable bytes made visible."""
-    text = path.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
-    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
-
-
 @contextlib.contextmanager
 def error_boundary(show_traceback: bool) -> Iterator[None]:
     """Every user-caused error ends here as one line on stderr and grep's exit codes."""
@@ -98,7 +93,7 @@ def error_boundary(show_traceback: bool) -> Iterator[None]:
     except ClipsearchError as error:
         if show_traceback:
             traceback.print_exc()
-        err.print(f"clipsearch: error: {error}", markup=False)
+        err.print(f"clipsearch: error: {visible(str(error))}", markup=False)
         raise typer.Exit(error.exit_code) from None
     except KeyboardInterrupt:
         err.print("clipsearch: interrupted", markup=False)
@@ -111,8 +106,8 @@ def error_boundary(show_traceback: bool) -> Iterator[None]:
     except Exception as error:
         if show_traceback:
             traceback.print_exc()
-        err.print(f"clipsearch: internal error: {type(error).__name__}: {error} (rerun with --traceback for "
-                  "details)", markup=False)
+        err.print(f"clipsearch: internal error: {type(error).__name__}: {visible(str(error))} (rerun with "
+                  "--traceback for details)", markup=False)
         raise typer.Exit(ExitCode.ERROR) from None
 
 
@@ -181,7 +176,7 @@ def _index_reporter(quiet: bool):
     from clipsearch.pipeline import Reporter
 
     def skipped(path: str, reason: str) -> None:
-        err.print(f"skipped {show_path(path)}: {reason}", markup=False)
+        err.print(f"skipped {visible(path)}: {reason}", markup=False)
 
     def message(text: str) -> None:
         if not quiet:
@@ -207,7 +202,7 @@ def _index_reporter(quiet: bool):
 
     with progress:
         yield Reporter(message=lambda text: progress.console.print(text, markup=False),
-                       skipped=lambda p, r: progress.console.print(f"skipped {show_path(p)}: {r}", markup=False),
+                       skipped=lambda p, r: progress.console.print(f"skipped {visible(p)}: {r}", markup=False),
                        started=started, advanced=advanced)
 
 

@@ -15,6 +15,8 @@ IMAGE_EXTENSIONS: frozenset[str] = frozenset(
     {".jpg", ".jpeg", ".jpe", ".png", ".webp", ".gif", ".bmp", ".tif", ".tiff", ".heic", ".heif", ".avif"}
 )
 
+NOT_REGULAR = "not a regular file"
+
 
 @dataclass(frozen=True)
 class CrawlOptions:
@@ -168,10 +170,15 @@ class _Walker:
                             continue  # already walked through a symlink that leads here
                         self.visited.add(key)
                     yield (entry.path, rel, via_link)
-                elif entry.is_file(follow_symlinks=False) and is_image_name(name):
+                elif not is_image_name(name):
+                    continue
+                elif entry.is_file(follow_symlinks=False):
                     st = entry.stat(follow_symlinks=False)
                     # Below a followed symlink the walked path is not the resolved one; elsewhere it already is.
                     self.acc.add_file(os.path.realpath(entry.path) if via_link else entry.path, st)
+                else:
+                    # A FIFO, socket or device named like a photo: say why it is left out, not just drop it.
+                    self.acc.problem(entry.path, NOT_REGULAR)
             except FileNotFoundError:
                 continue  # vanished between listing and stat
             except OSError as exc:
@@ -201,8 +208,12 @@ class _Walker:
                 return
             self.visited.add(key)
             yield (entry.path, rel, True)
-        elif stat.S_ISREG(st.st_mode) and is_image_name(entry.name):
+        elif not is_image_name(entry.name):
+            return
+        elif stat.S_ISREG(st.st_mode):
             self.acc.add_file(os.path.realpath(entry.path), st)
+        else:
+            self.acc.problem(entry.path, NOT_REGULAR)
 
     def _excluded(self, name: str, rel: str, path: str) -> bool:
         return any(

@@ -20,10 +20,11 @@ from collections import deque
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 
-from clipsearch.catalog import Catalog, Move, NewFile
+from clipsearch.catalog import Catalog, Move, NewFile, catalog_error
 from clipsearch.config import DataDir
 from clipsearch.crawl import CrawlOptions, FoundFile, crawl
 from clipsearch.encoder import DEFAULT_BATCH_SIZE, MODEL_SETTING, Encoder, ModelIdentity, resolve_model
@@ -113,10 +114,11 @@ class _Prepared:
 class _HashLookup:
     """Finds rows with a given content hash from worker threads, each with its own read connection."""
 
-    def __init__(self, catalog_path: str, vanished: dict[int, str], enabled: bool = True) -> None:
+    def __init__(self, catalog_path: Path, vanished: dict[int, str], enabled: bool = True) -> None:
         self._path = catalog_path
         self._enabled = enabled
         self._local = threading.local()
+        self._connections: list[sqlite3.Connection] = []
         self._vanished = vanished
         self._claimed: set[int] = set()
         self._lock = threading.Lock()
@@ -124,11 +126,16 @@ class _HashLookup:
     def find(self, digest: str) -> int | None:
         if not self._enabled:
             return None
-        connection = getattr(self._local, "connection", None)
-        if connection is None:
-            connection = sqlite3.connect(f"file:{self._path}?mode=ro", uri=True, check_same_thread=False)
-            self._local.connection = connection
-        ids = [row[0] for row in connection.execute("SELECT id FROM files WHERE hash = ?", (digest,))]
+        try:
+            connection = getattr(self._local, "connection", None)
+            if connection is None:
+                connection = sqlite3.connect(self._path.as_uri() + "?mode=ro", uri=True, check_same_thread=False)
+                self._local.connection = connection
+                with self._lock:
+                    self._connections.append(connection)
+            ids = [row[0] for row in connection.execute("SELECT id FROM files WHERE hash = ?", (digest,))]
+        except sqlite3.Error as error:
+            raise catalog_error(self._path, error) from error
         with self._lock:
             # A vanished row is a move, and each can move only once; any other row is a copy.
             for row_id in ids:
@@ -136,6 +143,12 @@ class _HashLookup:
                     self._claimed.add(row_id)
                     return row_id
         return ids[0] if ids else None
+
+    def close(self) -> None:
+        with self._lock:
+            for connection in self._connections:
+                connection.close()
+            self._connections.clear()
 
 
 @dataclass
@@ -159,6 +172,7 @@ class Indexer:
         self.stats = IndexStats()
         self._encoder: Encoder | None = None
         self._encoder_lock = threading.Lock()
+        self._encoder_error: Exception | None = None
         self._last_save = time.monotonic()
         self._vanished: dict[int, str] = {}
         self._moved_ids: set[int] = set()
@@ -256,8 +270,11 @@ class Indexer:
                 catalog.record_roots(found.roots)
         except KeyboardInterrupt:
             self.stats.interrupted = True
-        finally:
-            self._save_index(catalog, index)
+        except BaseException:
+            with contextlib.suppress(Exception):  # the first error is the one worth reporting
+                self._save_index(catalog, index)
+            raise
+        self._save_index(catalog, index)
 
     def _save_index(self, catalog: Catalog, index: VectorIndex) -> None:
         index.catch_up(catalog)
@@ -271,7 +288,7 @@ class Indexer:
         self._vanished = reusable
         window = 2 * (self.options.batch_size or max(DEFAULT_BATCH_SIZE.values())) + 2 * workers
         # --reindex means embed again: reusing a vector by content would defeat it.
-        lookup = _HashLookup(str(self.data_dir.catalog), reusable, enabled=not self.options.reindex)
+        lookup = _HashLookup(self.data_dir.catalog, reusable, enabled=not self.options.reindex)
         known_ids = {path: row.id for path, row in known.items()}
         prepare = _make_preparer(self._get_encoder, self.options.max_megapixels, lookup)
         batch = _Batch()
@@ -288,6 +305,7 @@ class Indexer:
             self._commit(batch, catalog, index)
         finally:
             executor.shutdown(wait=True, cancel_futures=True)
+            lookup.close()
 
     def _batch_size(self) -> int:
         if self.options.batch_size:
@@ -297,9 +315,15 @@ class Indexer:
     def _get_encoder(self) -> Encoder:
         """The model, loaded by whichever thread first needs it: a run of moves and renames never does."""
         with self._encoder_lock:
+            if self._encoder_error is not None:  # one failed load is enough: the other workers stop too
+                raise self._encoder_error
             if self._encoder is None:
                 self.reporter.message(f"loading {self.identity.describe()}")
-                self._encoder = Encoder(self.identity, self.options.device)
+                try:
+                    self._encoder = Encoder(self.identity, self.options.device)
+                except Exception as error:
+                    self._encoder_error = error
+                    raise
             return self._encoder
 
     def _route(self, item: _Prepared, batch: _Batch, catalog: Catalog, known_ids: dict[str, int]) -> None:

@@ -12,7 +12,8 @@ from clipsearch.config import DataDir
 from clipsearch.encoder import MODEL_SETTING, Encoder, ModelIdentity, resolve_model
 from clipsearch.errors import ImageError, UsageError
 from clipsearch.images import decode_image, prepare_pixels, read_file
-from clipsearch.vectors import Hit, IndexState, VectorIndex
+from clipsearch.render import visible
+from clipsearch.vectors import Hit, VectorIndex, trusted_state
 
 
 @dataclass(frozen=True)
@@ -45,11 +46,14 @@ class Searcher:
     def __init__(self, data_dir: DataDir, model: str | None = None, pretrained: str | None = None,
                  device: str = "auto") -> None:
         self.catalog = Catalog(data_dir.catalog)
-        if not self.catalog.get_json(MODEL_SETTING) or not self.catalog.count():
-            self.catalog.close()
-            raise UsageError(f"nothing is indexed in {data_dir.root} yet: run `clipsearch index FOLDER` first")
-        self.identity, _ = resolve_model(self.catalog, model, pretrained)
-        self.index, _ = VectorIndex.open(data_dir, self.catalog, self.identity.dim)
+        try:
+            if not self.catalog.get_json(MODEL_SETTING) or not self.catalog.count():
+                raise UsageError(f"nothing is indexed in {data_dir.root} yet: run `clipsearch index FOLDER` first")
+            self.identity, _ = resolve_model(self.catalog, model, pretrained)
+            self.index, _ = VectorIndex.open(data_dir, self.catalog, self.identity.dim)
+        except BaseException:
+            self.catalog.close()  # the caller gets no Searcher to close
+            raise
         self._device = device
         self._encoder: Encoder | None = None
 
@@ -79,11 +83,15 @@ class Searcher:
         return self._search(vector, options, query=path)
 
     def _embed_file(self, path: str) -> np.ndarray:
+        # visible(): an error is one line on stderr, even for a name with a newline in it.
+        if not os.path.lexists(path):
+            # read_file's "it vanished" is written for indexing; here the user simply named no file.
+            raise UsageError(f"{visible(path)}: no such file")
         settings = self.encoder.preprocessing
         try:
             decoded = decode_image(read_file(path), target_size=settings.image_size)
         except ImageError as error:
-            raise UsageError(f"{path}: {error}") from error
+            raise UsageError(f"{visible(path)}: {error}") from error
         pixels = prepare_pixels(decoded.image, settings.image_size, settings.resize_mode, settings.interpolation)
         return self.encoder.embed_pixels(pixels[None])[0]
 
@@ -166,14 +174,7 @@ def database_status(data_dir: DataDir) -> DatabaseStatus:
         stats = catalog.stats()
         stored = catalog.get_json(MODEL_SETTING)
         identity = ModelIdentity.from_dict(stored) if stored else None
-        state = IndexState.read(data_dir.index_state)
-        behind = catalog.current_seq() - state.seq if state else None
-        if state is None or not data_dir.index.exists():
-            index = "missing (rebuilt from the catalogue on the next query)"
-        elif behind:
-            index = "behind the catalogue (caught up on the next query)"
-        else:
-            index = f"current ({_human_size(data_dir.index.stat().st_size)})"
+        index = _index_state(data_dir, catalog, identity.dim if identity else None)
         return DatabaseStatus(
             database=str(data_dir.root), model=identity.describe() if identity else None, model_identity=stored,
             images=stats.files, roots=stats.roots, size_bytes=size, last_indexed=stats.last_indexed, index=index,
@@ -181,3 +182,15 @@ def database_status(data_dir: DataDir) -> DatabaseStatus:
         )
     finally:
         catalog.close()
+
+
+def _index_state(data_dir: DataDir, catalog: Catalog, dim: int | None) -> str:
+    """What `VectorIndex.open` will make of the HNSW file, judged cheaply: status loads no index."""
+    if not data_dir.index.exists() or not data_dir.index_state.exists():
+        return "missing (rebuilt from the catalogue on the next query)"
+    state = trusted_state(data_dir, catalog, dim) if dim else None
+    if state is None:
+        return "damaged or out of date (rebuilt from the catalogue on the next query)"
+    if state.seq < catalog.current_seq():
+        return "behind the catalogue (caught up on the next query)"
+    return f"current ({_human_size(state.size)})"

@@ -9,6 +9,7 @@ without anyone having to ask.
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
 import json
 import os
@@ -20,6 +21,7 @@ import numpy as np
 
 from clipsearch.catalog import Catalog
 from clipsearch.config import DataDir
+from clipsearch.errors import CatalogError
 
 # M=32 and ef_construction=200 give recall@10 above 0.95 at ef=128 on CLIP embeddings;
 # the memory cost is 2*M links of 4 bytes per vector, small beside the vector itself.
@@ -45,13 +47,32 @@ class IndexState:
 
     @classmethod
     def read(cls, path: Path) -> IndexState | None:
+        """The state file's contents, or None if it is missing or not what we write (anyone can edit it)."""
         try:
-            return cls(**json.loads(path.read_text()))
+            state = cls(**json.loads(path.read_text()))
         except (OSError, ValueError, TypeError):
             return None
+        numbers = (state.seq, state.dim, state.size)
+        if not (isinstance(state.catalog_id, str) and isinstance(state.fingerprint, str)
+                and all(isinstance(n, int) and not isinstance(n, bool) for n in numbers)):
+            return None
+        return state
 
 
-def _fingerprint(path: Path) -> tuple[int, str]:
+def trusted_state(data_dir: DataDir, catalog: Catalog, dim: int) -> IndexState | None:
+    """The saved index's state, if the file on disk is the one it describes, for this catalogue and model."""
+    state = IndexState.read(data_dir.index_state)
+    if (state is None or state.catalog_id != (catalog.get_setting("catalog_id") or "") or state.dim != dim
+            or state.seq > catalog.current_seq()):
+        return None
+    try:
+        on_disk = fingerprint(data_dir.index)
+    except OSError:
+        return None
+    return state if on_disk == (state.size, state.fingerprint) else None
+
+
+def fingerprint(path: Path) -> tuple[int, str]:
     """Size and a hash of the file's head and tail: catches truncation and overwrites cheaply."""
     size = path.stat().st_size
     digest = hashlib.blake2b(digest_size=16)
@@ -75,21 +96,19 @@ class VectorIndex:
     @classmethod
     def open(cls, data_dir: DataDir, catalog: Catalog, dim: int) -> tuple[VectorIndex, str]:
         """The index for this catalogue, current to its latest change, and how it was obtained."""
-        catalog_id = catalog.get_setting("catalog_id") or ""
-        state = IndexState.read(data_dir.index_state)
+        state = trusted_state(data_dir, catalog, dim)
         index: VectorIndex | None = None
-        how = "rebuilt"
-        if state and state.catalog_id == catalog_id and state.dim == dim and data_dir.index.exists():
+        how = "loaded"
+        if state is not None:
             try:
-                if _fingerprint(data_dir.index) == (state.size, state.fingerprint):
-                    index = cls._load(data_dir.index, dim, state.seq, catalog)
-                    how = "loaded"
-            except (OSError, RuntimeError, ValueError):
+                index = cls._load(data_dir.index, dim, state.seq, catalog)
+            except (OSError, RuntimeError, ValueError, MemoryError):
                 index = None
-        if index is None:
-            index = cls.build(catalog, dim)
-        elif index.catch_up(catalog):
+        if index is not None and index.catch_up(catalog):
             how = "caught up"
+        # A file older than its state claims lacks rows that no catch-up will bring: it holds fewer than exist.
+        if index is None or index._index.element_count < catalog.count():
+            index, how = cls.build(catalog, dim), "rebuilt"
         return index, how
 
     @classmethod
@@ -173,10 +192,18 @@ class VectorIndex:
             with contextlib.suppress(OSError):
                 leftover.unlink()
         temporary = data_dir.index.with_name(data_dir.index.name + f".tmp{os.getpid()}")
-        self._index.save_index(str(temporary))
+        try:
+            self._index.save_index(str(temporary))
+            # hnswlib does not report a failed write (a full disk leaves a short file): check before trusting it.
+            if temporary.stat().st_size != self._index.index_file_size():
+                raise OSError(errno.ENOSPC, "the file was not written completely (is the disk full?)")
+        except OSError as error:
+            with contextlib.suppress(OSError):
+                temporary.unlink()
+            raise CatalogError(f"cannot write the vector index {data_dir.index}: {error.strerror or error}") from error
         os.replace(temporary, data_dir.index)
-        size, fingerprint = _fingerprint(data_dir.index)
-        state = IndexState(catalog_id=catalog_id, seq=self.seq, dim=self.dim, size=size, fingerprint=fingerprint)
+        size, digest = fingerprint(data_dir.index)
+        state = IndexState(catalog_id=catalog_id, seq=self.seq, dim=self.dim, size=size, fingerprint=digest)
         temporary_state = data_dir.index_state.with_name(data_dir.index_state.name + f".tmp{os.getpid()}")
         temporary_state.write_text(json.dumps(state.__dict__))
         os.replace(temporary_state, data_dir.index_state)
