@@ -352,6 +352,7 @@ class Indexer:
             batch.pending.append(item)
 
     def _commit(self, batch: _Batch, catalog: Catalog, index: VectorIndex) -> None:
+        handled = len(batch)  # before the embedded files join batch.files, or they would count twice
         if batch.pending:
             pixels = np.stack([p.pixels for p in batch.pending])
             vectors = self._get_encoder().embed_pixels(pixels)
@@ -366,7 +367,7 @@ class Indexer:
             catalog.touch_files(batch.touches)
             catalog.record_failures(batch.failures)
         self.stats.indexed += len(batch.files)
-        self.reporter.advanced(len(batch))
+        self.reporter.advanced(handled)
         if time.monotonic() - self._last_save > INDEX_SAVE_INTERVAL_S:
             self._save_index(catalog, index)
 

@@ -328,3 +328,22 @@ def test_reindex_embeds_again_and_a_rename_onto_an_indexed_file_replaces_it(phot
     records = query_json(db, f"a {scene.colour} {scene.kind}", "-n", "5")
     assert sorted(Path(r["path"]).name for r in records) == ["1.jpg", "2.jpg"]
     assert records[0]["path"] == str(root / "1.jpg")
+
+
+def test_progress_counts_every_file_once(photo_library, test_model: TinyModel, tmp_path: Path) -> None:
+    from clipsearch.config import DataDir
+    from clipsearch.pipeline import IndexOptions, Reporter, index_paths
+
+    _, photos = photo_library
+    root = tmp_path / "photos"
+    root.mkdir()
+    for k, photo in enumerate(photos[:9]):
+        shutil.copy2(photo.path, root / f"{k}{photo.path.suffix}")
+    (root / "broken.jpg").write_text("not a picture")
+    totals, steps = [], []
+    reporter = Reporter(started=totals.append, advanced=steps.append)
+    options = IndexOptions(roots=(str(root),), model=str(test_model.config), pretrained=str(test_model.checkpoint),
+                           batch_size=2)
+    stats = index_paths(DataDir(tmp_path / "db"), options, reporter)
+    assert (stats.indexed, stats.skipped) == (9, 1)
+    assert totals == [10] and sum(steps) == 10 and len(steps) >= 5
