@@ -133,7 +133,8 @@ def _child(spec_path: str) -> int:
     reporter = pipeline.Reporter(message=lambda text: print(f"  [index] {text}", file=sys.stderr),
                                  skipped=skipped, started=started, advanced=advanced)
     options = pipeline.IndexOptions(roots=tuple(spec["roots"]), model=spec["model"], pretrained=spec["pretrained"],
-                                    device=spec["device"], batch_size=spec["batch_size"], workers=spec["workers"])
+                                    device=spec["device"], precision=spec["precision"], batch_size=spec["batch_size"],
+                                    workers=spec["workers"])
     began = time.perf_counter()
     stats = pipeline.index_paths(DataDir(Path(spec["db"])), options, reporter)
     ended = time.perf_counter()
@@ -363,6 +364,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--workers", type=int, metavar="W",
                         help="decoding threads (default: clipsearch's, one per core)")
     parser.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda", "mps"))
+    parser.add_argument("--precision", default="auto", choices=("auto", "fp32", "int8"),
+                        help="as `clipsearch index --precision` (auto: int8 image MLPs on a CPU)")
     parser.add_argument("--limit", type=int, metavar="N", help="use N files spread evenly over the corpus")
     parser.add_argument("--rerun", action="store_true", help="also time a second index of the unchanged tree")
     parser.add_argument("--model-seconds", type=float, default=10.0, metavar="S",
@@ -421,7 +424,8 @@ def _bench(args: argparse.Namespace, work: Path) -> int:
     read_bytes, read_s = _read_all(paths, workers)
 
     spec = {"db": str(work / "db"), "roots": [str(corpus)] if args.limit is None else paths, "model": model,
-            "pretrained": pretrained, "device": args.device, "batch_size": args.batch_size, "workers": workers}
+            "pretrained": pretrained, "device": args.device, "precision": args.precision,
+            "batch_size": args.batch_size, "workers": workers}
     log("end-to-end: indexing into a fresh database (child process)...")
     first = _run_child(spec, work, "index")
     rerun = None
@@ -432,7 +436,7 @@ def _bench(args: argparse.Namespace, work: Path) -> int:
     log("loading the model in this process for the ceilings...")
     import_here_s = _import_torch()
     began = time.perf_counter()
-    encoder = Encoder(identity, args.device)
+    encoder = Encoder(identity, args.device, args.precision)
     load_here_s = time.perf_counter() - began
     batch_size = args.batch_size or encoder.default_batch_size
     log(f"decode-only ceiling: {len(paths)} files in {workers} threads...")
@@ -506,6 +510,7 @@ def _bench(args: argparse.Namespace, work: Path) -> int:
         args.json.write_text(json.dumps({
             "clipsearch": _git_revision(), "corpus": str(corpus), "files": len(paths), "bytes": total_bytes,
             "kinds": dict(kinds), "model": identity.describe(), "device": encoder.device,
+            "precision": encoder.precision,
             "machine": _describe_machine(encoder.device), "batch_size": batch_size, "workers": workers,
             "end_to_end": first, "rerun": rerun, "model_ceiling": model_ceiling, "decode_ceiling": decode,
             "read": {"bytes": read_bytes, "seconds": read_s},

@@ -59,6 +59,15 @@ PretrainedOption = Annotated[str | None, typer.Option(
          f"else {DEFAULT_PRETRAINED}.")]
 DeviceOption = Annotated[str, typer.Option("--device", help="auto, cpu, cuda or mps. auto picks cuda, then mps, "
                                                             "then cpu.")]
+class Precision(str, Enum):
+    auto = "auto"
+    fp32 = "fp32"
+    int8 = "int8"
+
+
+PrecisionOption = Annotated[Precision, typer.Option(
+    "--precision", help="auto, fp32 or int8. auto: fp16 on CUDA; on a CPU, int8 weights for the image tower's "
+                        "transformer MLPs (about 2x faster, embeddings within 0.9997 cosine of fp32).")]
 LimitOption = Annotated[int, typer.Option("--limit", "-n", min=1, help="How many results per query.")]
 MinScoreOption = Annotated[float | None, typer.Option("--min-score", help="Drop results below this cosine score.")]
 WithinOption = Annotated[Path | None, typer.Option("--in", help="Only results under this folder.")]
@@ -124,6 +133,7 @@ def index(
     model: ModelOption = None,
     pretrained: PretrainedOption = None,
     device: DeviceOption = "auto",
+    precision: PrecisionOption = Precision.auto,
     batch_size: Annotated[int | None, typer.Option("--batch-size", min=1, help="Images per model call "
                                                    "(default: 32 on CPU, 64 on MPS, 256 on CUDA).")] = None,
     workers: Annotated[int | None, typer.Option("--workers", min=1, help="Decoding threads (default: one per "
@@ -154,7 +164,8 @@ def index(
             roots=tuple(str(p) for p in paths),
             crawl=CrawlOptions(include_hidden=include_hidden, excludes=tuple(exclude or ()),
                                follow_symlinks=follow_symlinks),
-            model=model, pretrained=pretrained, reindex=reindex, device=device, batch_size=batch_size,
+            model=model, pretrained=pretrained, reindex=reindex, device=device, precision=precision.value,
+            batch_size=batch_size,
             workers=workers, max_megapixels=max_megapixels, wait_for_lock=not no_wait,
         )
         with _index_reporter(quiet) as reporter:
@@ -211,12 +222,13 @@ def _read_stdin_lines() -> list[str]:
 
 
 def _search_and_render(kind: str, queries: list[str], db: Path | None, model: str | None, pretrained: str | None,
-                       device: str, options, output_format: OutputFormat | None, null: bool) -> None:
+                       device: str, precision: str, options, output_format: OutputFormat | None,
+                       null: bool) -> None:
     from clipsearch.render import choose_format, render_results
     from clipsearch.search import Searcher
 
     fmt = choose_format(output_format.value if output_format else None, null, sys.stdout.isatty())
-    searcher = Searcher(_data_dir(db), model, pretrained, device)
+    searcher = Searcher(_data_dir(db), model, pretrained, device, precision)
     try:
         results = []
         for query in queries:
@@ -256,7 +268,7 @@ def query(
 
         queries = _read_stdin_lines() if text == ["-"] else [" ".join(text)]
         options = QueryOptions(limit=limit, min_score=min_score, within=str(within) if within else None)
-        _search_and_render("text", queries, db, model, pretrained, device, options, output_format, null)
+        _search_and_render("text", queries, db, model, pretrained, device, "auto", options, output_format, null)
 
 
 @app.command(epilog="Examples:  clipsearch similar ~/Photos/2019/img_0042.jpg  ·  "
@@ -275,6 +287,7 @@ def similar(
     model: ModelOption = None,
     pretrained: PretrainedOption = None,
     device: DeviceOption = "auto",
+    precision: PrecisionOption = Precision.auto,
     show_traceback: TracebackOption = False,
 ) -> None:
     """Find photos that look like the given ones."""
@@ -284,7 +297,8 @@ def similar(
         queries = _read_stdin_lines() if images == ["-"] else images
         options = QueryOptions(limit=limit, min_score=min_score, within=str(within) if within else None,
                                include_self=include_self)
-        _search_and_render("image", queries, db, model, pretrained, device, options, output_format, null)
+        _search_and_render("image", queries, db, model, pretrained, device, precision.value, options, output_format,
+                           null)
 
 
 @app.command(epilog="Examples:  clipsearch status  ·  clipsearch status --json | jq .images")

@@ -43,6 +43,7 @@ class IndexOptions:
     pretrained: str | None = None
     reindex: bool = False
     device: str = "auto"
+    precision: str = "auto"
     batch_size: int | None = None
     workers: int | None = None
     max_megapixels: float = 200.0
@@ -320,7 +321,7 @@ class Indexer:
             if self._encoder is None:
                 self.reporter.message(f"loading {self.identity.describe()}")
                 try:
-                    self._encoder = Encoder(self.identity, self.options.device)
+                    self._encoder = Encoder(self.identity, self.options.device, self.options.precision)
                 except Exception as error:
                     self._encoder_error = error
                     raise

@@ -44,7 +44,7 @@ class Searcher:
     """An open database ready to answer queries; the model loads on the first query that needs it."""
 
     def __init__(self, data_dir: DataDir, model: str | None = None, pretrained: str | None = None,
-                 device: str = "auto") -> None:
+                 device: str = "auto", precision: str = "auto") -> None:
         self.catalog = Catalog(data_dir.catalog)
         try:
             if not self.catalog.get_json(MODEL_SETTING) or not self.catalog.count():
@@ -55,6 +55,7 @@ class Searcher:
             self.catalog.close()  # the caller gets no Searcher to close
             raise
         self._device = device
+        self._precision = precision
         self._encoder: Encoder | None = None
 
     def close(self) -> None:
@@ -63,7 +64,7 @@ class Searcher:
     @property
     def encoder(self) -> Encoder:
         if self._encoder is None:
-            self._encoder = Encoder(self.identity, self._device)
+            self._encoder = Encoder(self.identity, self._device, self._precision)
         return self._encoder
 
     def text(self, query: str, options: QueryOptions) -> list[SearchResult]:
