@@ -20,7 +20,7 @@ import inspect
 import json
 import os
 import sqlite3
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -128,6 +128,15 @@ def now_iso() -> str:
 def _prefix(folder: str) -> bytes:
     raw = encode_path(folder)
     return raw if raw.endswith(b"/") else raw + b"/"
+
+
+# A file, or anything in a folder: byte-prefix comparison, so `%` and `_` in names mean nothing special.
+AT_OR_UNDER = "(path = ? OR substr(path, 1, ?) = ?)"
+
+
+def _at_or_under(path: str) -> tuple[bytes, int, bytes]:
+    prefix = _prefix(path)
+    return encode_path(path), len(prefix), prefix
 
 
 # SQLite's primary result codes (sqlite3.h) for the failures a user can do something about.
@@ -331,11 +340,8 @@ class Catalog:
         """Every catalogued file under any of `roots` (folders or single files), keyed by path."""
         known: dict[str, KnownFile] = {}
         for root in roots:
-            raw, prefix = encode_path(root), _prefix(root)
-            rows = self._conn.execute(
-                "SELECT path, id, size, mtime_ns, hash FROM files WHERE path = ? OR substr(path, 1, ?) = ?",
-                (raw, len(prefix), prefix),
-            )
+            rows = self._conn.execute(f"SELECT path, id, size, mtime_ns, hash FROM files WHERE {AT_OR_UNDER}",
+                                      _at_or_under(root))
             for path, *rest in rows:
                 known[decode_path(path)] = KnownFile(*rest)
         return known
@@ -344,23 +350,10 @@ class Catalog:
     def known_failures(self, roots: Sequence[str]) -> dict[str, tuple[int, int]]:
         failures: dict[str, tuple[int, int]] = {}
         for root in roots:
-            raw, prefix = encode_path(root), _prefix(root)
-            rows = self._conn.execute(
-                "SELECT path, size, mtime_ns FROM failures WHERE path = ? OR substr(path, 1, ?) = ?",
-                (raw, len(prefix), prefix),
-            )
+            rows = self._conn.execute(f"SELECT path, size, mtime_ns FROM failures WHERE {AT_OR_UNDER}",
+                                      _at_or_under(root))
             failures.update((decode_path(path), (size, mtime)) for path, size, mtime in rows)
         return failures
-
-    @_guarded
-    def ids_by_hash(self, hashes: Iterable[str]) -> dict[str, int]:
-        found: dict[str, int] = {}
-        hashes = list(set(hashes))
-        for start in range(0, len(hashes), 500):
-            chunk = hashes[start:start + 500]
-            marks = ",".join("?" * len(chunk))
-            found.update(self._conn.execute(f"SELECT hash, id FROM files WHERE hash IN ({marks})", chunk).fetchall())
-        return found
 
     @_guarded
     def records(self, ids: Sequence[int]) -> dict[int, FileRecord]:
@@ -464,13 +457,10 @@ class Catalog:
         """Forget files and folders; returns how many files were removed."""
         ids: list[int] = []
         for path in paths:
-            raw, prefix = encode_path(path), _prefix(path)
-            ids += [r[0] for r in self._conn.execute(
-                "SELECT id FROM files WHERE path = ? OR substr(path, 1, ?) = ?", (raw, len(prefix), prefix))]
-            self._conn.execute("DELETE FROM failures WHERE path = ? OR substr(path, 1, ?) = ?",
-                               (raw, len(prefix), prefix))
-            self._conn.execute("DELETE FROM roots WHERE path = ? OR substr(path, 1, ?) = ?",
-                               (raw, len(prefix), prefix))
+            where = _at_or_under(path)
+            ids += [r[0] for r in self._conn.execute(f"SELECT id FROM files WHERE {AT_OR_UNDER}", where)]
+            self._conn.execute(f"DELETE FROM failures WHERE {AT_OR_UNDER}", where)
+            self._conn.execute(f"DELETE FROM roots WHERE {AT_OR_UNDER}", where)
         self.remove_ids(ids, seq)
         return len(ids)
 
