@@ -103,6 +103,8 @@ class Changes:
     removed: list[int]
     updated_ids: np.ndarray
     updated_vectors: np.ndarray
+    # False when tombstones the caller needed were pruned (it is older than the saved index): compare ids instead.
+    removals_complete: bool = True
 
 
 @dataclass(frozen=True)
@@ -405,7 +407,11 @@ class Catalog:
         removed = [r[0] for r in self._conn.execute("SELECT id FROM removed WHERE seq > ?", (seq,))]
         rows = self._conn.execute("SELECT id, vector FROM files WHERE seq > ?", (seq,)).fetchall()
         ids, vectors = _stack(rows, self.path) if rows else (np.empty(0, np.int64), np.empty((0, 0), np.float32))
-        return Changes(removed, ids, vectors)
+        return Changes(removed, ids, vectors, removals_complete=seq >= self.pruned_seq())
+
+    @_guarded
+    def ids(self) -> np.ndarray:
+        return np.fromiter((r[0] for r in self._conn.execute("SELECT id FROM files")), dtype=np.int64)
 
     @_guarded
     def stats(self) -> CatalogStats:
@@ -483,7 +489,15 @@ class Catalog:
 
     @_guarded
     def prune_tombstones(self, up_to_seq: int) -> None:
-        self._conn.execute("DELETE FROM removed WHERE seq <= ?", (up_to_seq,))
+        """Drop the tombstones the saved index no longer needs, and remember how far: a reader holding an older
+        index (`clipsearch serve`) then knows its removals must be found another way."""
+        with self.transaction():
+            self._conn.execute("DELETE FROM removed WHERE seq <= ?", (up_to_seq,))
+            if up_to_seq > self.pruned_seq():
+                self.set_setting("pruned_seq", str(up_to_seq))
+
+    def pruned_seq(self) -> int:
+        return int(self.get_setting("pruned_seq") or 0)
 
 
 def _damaged_vectors(path: Path) -> CatalogError:

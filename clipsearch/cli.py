@@ -21,7 +21,14 @@ import typer
 from rich.console import Console
 
 from clipsearch import __version__
-from clipsearch.config import DB_ENV_VAR, DEFAULT_MAX_MEGAPIXELS, DEFAULT_MODEL, DEFAULT_PRETRAINED, DEFAULT_RESULTS
+from clipsearch.config import (
+    DB_ENV_VAR,
+    DEFAULT_MAX_MEGAPIXELS,
+    DEFAULT_MODEL,
+    DEFAULT_PRETRAINED,
+    DEFAULT_RESULTS,
+    NO_SERVER_ENV_VAR,
+)
 from clipsearch.errors import ClipsearchError, ExitCode
 from clipsearch.render import visible
 
@@ -118,6 +125,12 @@ def error_boundary(show_traceback: bool) -> Iterator[None]:
         err.print(f"clipsearch: internal error: {type(error).__name__}: {visible(str(error))} (rerun with "
                   "--traceback for details)", markup=False)
         raise typer.Exit(ExitCode.ERROR) from None
+
+
+def _blas_single_threaded() -> None:
+    """One BLAS thread for query work, set before numpy loads: a query's matrices are small, and OpenBLAS threads
+    that spin on a busy machine (say, beside an `index` run) made a 50 ms text embedding take seconds."""
+    os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
 
 def _data_dir(db: Path | None):
@@ -225,16 +238,26 @@ def _search_and_render(kind: str, queries: list[str], db: Path | None, model: st
                        device: str, precision: str, options, output_format: OutputFormat | None,
                        null: bool) -> None:
     from clipsearch.render import choose_format, render_results
-    from clipsearch.search import Searcher
 
+    _blas_single_threaded()
     fmt = choose_format(output_format.value if output_format else None, null, sys.stdout.isatty())
-    searcher = Searcher(_data_dir(db), model, pretrained, device, precision)
-    try:
-        results = []
-        for query in queries:
-            results += searcher.text(query, options) if kind == "text" else searcher.image(query, options)
-    finally:
-        searcher.close()
+    data_dir = _data_dir(db)
+    results = None
+    # A running `clipsearch serve` answers from memory; asking for another model, device or precision bypasses it.
+    if (model, pretrained, device, precision) == (None, None, "auto", "auto") and not os.environ.get(NO_SERVER_ENV_VAR):
+        from clipsearch.serve import ask
+
+        results = ask(data_dir, kind, queries, options)
+    if results is None:
+        from clipsearch.search import Searcher
+
+        searcher = Searcher(data_dir, model, pretrained, device, precision)
+        try:
+            results = []
+            for query in queries:
+                results += searcher.text(query, options) if kind == "text" else searcher.image(query, options)
+        finally:
+            searcher.close()
     width = None if not sys.stdout.isatty() else Console().width
     warnings = render_results(results, fmt, sys.stdout.buffer, console_width=width, show_query=len(queries) > 1)
     sys.stdout.flush()
@@ -264,7 +287,7 @@ def query(
 ) -> None:
     """Find photos matching a description. Exit code 0 if something was found, 1 if not, 2 on error."""
     with error_boundary(show_traceback):
-        from clipsearch.search import QueryOptions
+        from clipsearch.results import QueryOptions
 
         queries = _read_stdin_lines() if text == ["-"] else [" ".join(text)]
         options = QueryOptions(limit=limit, min_score=min_score, within=str(within) if within else None)
@@ -292,7 +315,7 @@ def similar(
 ) -> None:
     """Find photos that look like the given ones."""
     with error_boundary(show_traceback):
-        from clipsearch.search import QueryOptions
+        from clipsearch.results import QueryOptions
 
         queries = _read_stdin_lines() if images == ["-"] else images
         options = QueryOptions(limit=limit, min_score=min_score, within=str(within) if within else None,
@@ -337,6 +360,39 @@ def forget(
         err.print(f"forgot {removed} file{'s' if removed != 1 else ''}", markup=False)
         if not removed:
             raise typer.Exit(ExitCode.NOTHING_FOUND)
+
+
+@app.command(epilog="Examples:  clipsearch serve &  ·  clipsearch serve --idle-timeout 30  ·  "
+                    "CLIPSEARCH_NO_SERVER=1 clipsearch query cat   (search without the server)")
+def serve(
+    db: DbOption = None,
+    device: DeviceOption = "auto",
+    idle_timeout: Annotated[float | None, typer.Option("--idle-timeout", min=0.01, metavar="MINUTES",
+                                                       help="Exit after this long without a query.")] = None,
+    show_traceback: TracebackOption = False,
+) -> None:
+    """Keep the model and index in memory: `query` and `similar` then answer in milliseconds.
+
+    They use the server on their own whenever it runs for the same database, and search by themselves when it
+    does not. Its socket is private to you. Stop it with Ctrl-C (or SIGTERM).
+    """
+    with error_boundary(show_traceback):
+        _blas_single_threaded()
+        from clipsearch.serve import SearchServer, ServeOptions
+
+        data_dir = _data_dir(db)
+        server = SearchServer(data_dir, ServeOptions(device, idle_timeout * 60 if idle_timeout else None))
+        signal.signal(signal.SIGTERM, _stop_serving)
+        err.print(f"loading {data_dir.root}", markup=False)
+        with contextlib.suppress(KeyboardInterrupt):
+            server.serve(on_ready=lambda path: err.print(f"serving {data_dir.root} on {path} (Ctrl-C to stop)",
+                                                         markup=False))
+        err.print(f"stopped after answering {server.answered} request{'s' if server.answered != 1 else ''}",
+                  markup=False)
+
+
+def _stop_serving(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
 
 
 def main() -> None:

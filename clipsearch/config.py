@@ -7,10 +7,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 DB_ENV_VAR = "CLIPSEARCH_DB"
+NO_SERVER_ENV_VAR = "CLIPSEARCH_NO_SERVER"  # set: never use a running `clipsearch serve`
 CATALOG_FILENAME = "catalog.db"
 INDEX_FILENAME = "vectors.hnsw"
 INDEX_STATE_FILENAME = "vectors.json"
 LOCK_FILENAME = "writer.lock"
+QUERY_MODEL_DIRNAME = "query-model"
 
 DEFAULT_MODEL = "ViT-B-32"
 DEFAULT_PRETRAINED = "laion2b_s34b_b79k"
@@ -39,6 +41,11 @@ class DataDir:
     @property
     def lock(self) -> Path:
         return self.root / LOCK_FILENAME
+
+    @property
+    def query_model(self) -> Path:
+        """The model's towers copied to numpy: queries that find it skip importing torch."""
+        return self.root / QUERY_MODEL_DIRNAME
 
 
 def default_data_root() -> Path:

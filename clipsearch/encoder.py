@@ -346,7 +346,9 @@ class Preprocessing:
 class Encoder:
     """One loaded model on one device. Inputs are already resized uint8 pixels, so workers do the PIL work."""
 
-    def __init__(self, identity: ModelIdentity, device: str = "auto", precision: str = "auto") -> None:
+    def __init__(self, identity: ModelIdentity, device: str = "auto", precision: str = "auto",
+                 export_to: Path | None = None) -> None:
+        """`export_to`: where to keep the numpy copy of the model that lets later queries skip torch."""
         import torch
 
         if precision not in PRECISIONS:
@@ -362,6 +364,9 @@ class Encoder:
             model = _create_model(open_clip, identity, self.device)
             self._tokenizer = open_clip.get_tokenizer(identity.architecture)
         self._model = model.eval()
+        self.preprocessing = _preprocessing(open_clip, model)
+        if export_to is not None:
+            _export_for_queries(model, self._tokenizer, self.preprocessing, identity, export_to)
         self._dtype = torch.float16 if self.device == "cuda" else torch.float32
         self.precision = "fp16" if self.device == "cuda" else "fp32"
         if precision == "int8" and self.device != "cpu":
@@ -372,15 +377,6 @@ class Encoder:
             elif precision == "int8":
                 raise UsageError("--precision int8: this torch has no dynamic int8 quantisation, or the model has "
                                  "no transformer layers to quantise; use --precision fp32")
-        config = open_clip.get_model_preprocess_cfg(model)
-        size = config.get("size", 224)
-        self.preprocessing = Preprocessing(
-            image_size=size if isinstance(size, int) else size[0],
-            mean=tuple(config.get("mean", open_clip.OPENAI_DATASET_MEAN)),
-            std=tuple(config.get("std", open_clip.OPENAI_DATASET_STD)),
-            interpolation=config.get("interpolation", "bicubic"),
-            resize_mode=config.get("resize_mode", "shortest"),
-        )
         shape = (1, 3, 1, 1)
         self._mean = torch.tensor(self.preprocessing.mean, device=self.device).view(shape) * 255
         self._std = torch.tensor(self.preprocessing.std, device=self.device).view(shape) * 255
@@ -406,6 +402,28 @@ class Encoder:
             tokens = self._tokenizer(list(texts)).to(self.device)
             features = self._model.encode_text(tokens).float()
             return torch.nn.functional.normalize(features, dim=-1).cpu().numpy()
+
+
+def _preprocessing(open_clip: Any, model: Any) -> Preprocessing:
+    config = open_clip.get_model_preprocess_cfg(model)
+    size = config.get("size", 224)
+    return Preprocessing(
+        image_size=size if isinstance(size, int) else size[0],
+        mean=tuple(config.get("mean", open_clip.OPENAI_DATASET_MEAN)),
+        std=tuple(config.get("std", open_clip.OPENAI_DATASET_STD)),
+        interpolation=config.get("interpolation", "bicubic"),
+        resize_mode=config.get("resize_mode", "shortest"),
+    )
+
+
+def _export_for_queries(model: Any, tokenizer: Any, preprocessing: Preprocessing, identity: ModelIdentity,
+                        folder: Path) -> None:
+    # Before int8 quantisation, which would change the image tower's weights. A cache: failing to write it is fine.
+    from clipsearch.query_model import export_query_model, read_manifest
+
+    if read_manifest(folder, identity) is None:
+        with contextlib.suppress(OSError):
+            export_query_model(model, tokenizer, preprocessing, identity, folder)
 
 
 def _model_error(identity: ModelIdentity, error: Exception) -> ModelError:

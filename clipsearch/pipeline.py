@@ -321,7 +321,8 @@ class Indexer:
             if self._encoder is None:
                 self.reporter.message(f"loading {self.identity.describe()}")
                 try:
-                    self._encoder = Encoder(self.identity, self.options.device, self.options.precision)
+                    self._encoder = Encoder(self.identity, self.options.device, self.options.precision,
+                                           export_to=self.data_dir.query_model)
                 except Exception as error:
                     self._encoder_error = error
                     raise

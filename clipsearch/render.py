@@ -23,8 +23,8 @@ from rich.text import Text
 
 from clipsearch.errors import UsageError
 
-if typing.TYPE_CHECKING:  # search uses visible() for its messages: no import cycle at run time
-    from clipsearch.search import SearchResult
+if typing.TYPE_CHECKING:
+    from clipsearch.results import SearchResult
 
 FORMATS = ("table", "json", "jsonl", "csv", "tsv", "paths", "null")
 NEWLINE_WARNING = "a path contains a newline; use -0 or --format json to read it unambiguously"

@@ -12,32 +12,15 @@ from clipsearch.config import DataDir
 from clipsearch.encoder import MODEL_SETTING, Encoder, ModelIdentity, resolve_model
 from clipsearch.errors import ImageError, UsageError
 from clipsearch.images import decode_image, prepare_pixels, read_file
+from clipsearch.query_model import QueryModel, read_manifest
 from clipsearch.render import visible
+from clipsearch.results import QueryOptions, SearchResult
+from clipsearch.serve import server_info
 from clipsearch.vectors import Hit, VectorIndex, trusted_state
-
-
-@dataclass(frozen=True)
-class SearchResult:
-    rank: int  # 1-based, per query
-    score: float  # cosine similarity, higher is closer
-    path: str  # absolute; may hold surrogate escapes for names that are not valid UTF-8
-    width: int | None
-    height: int | None
-    taken_at: str | None  # ISO 8601 capture time from EXIF, when known
-    query: str | None = None  # the text or image path that produced it
-
 
 # Below this many candidates, a folder filter is answered by exact search over their vectors:
 # faster than steering HNSW through a sparse filter, and never short of results.
 EXACT_SEARCH_LIMIT = 50_000
-
-
-@dataclass(frozen=True)
-class QueryOptions:
-    limit: int = 10
-    min_score: float | None = None
-    within: str | None = None  # only files under this folder
-    include_self: bool = False  # similar: keep the query image in its own results
 
 
 class Searcher:
@@ -54,23 +37,40 @@ class Searcher:
         except BaseException:
             self.catalog.close()  # the caller gets no Searcher to close
             raise
+        self._data_dir = data_dir
         self._device = device
         self._precision = precision
         self._encoder: Encoder | None = None
+        # The numpy copy answers on the CPU without importing torch; asking for a device or int8 means torch.
+        self._numpy_allowed = device in ("auto", "cpu") and precision != "int8"
+        self._query_model = QueryModel.open(data_dir.query_model, self.identity) if self._numpy_allowed else None
 
     def close(self) -> None:
         self.catalog.close()
 
     @property
     def encoder(self) -> Encoder:
+        """The open_clip model itself, loaded on first use."""
         if self._encoder is None:
-            self._encoder = Encoder(self.identity, self._device, self._precision)
+            self._encoder = Encoder(self.identity, self._device, self._precision, export_to=self._data_dir.query_model)
+            if self._numpy_allowed and self._query_model is None:
+                # Loading the model just left its numpy copy behind (when the model's shape allows one): from
+                # now on every query, here and in later processes, takes the same path.
+                self._query_model = QueryModel.open(self._data_dir.query_model, self.identity)
         return self._encoder
+
+    @property
+    def query_model(self) -> QueryModel | None:
+        """The model's numpy copy, when queries can use it: no torch import, and the same answers in every process."""
+        if self._query_model is None and self._numpy_allowed and self._encoder is None:
+            self.encoder  # noqa: B018 (loads the model, which writes the copy)
+        return self._query_model
 
     def text(self, query: str, options: QueryOptions) -> list[SearchResult]:
         if not query.strip():
             raise UsageError("the query is empty: describe what you are looking for")
-        vector = self.encoder.embed_texts([query])[0]
+        copy = self.query_model
+        vector = copy.embed_texts([query])[0] if copy else self.encoder.embed_texts([query])[0]
         return self._search(vector, options, query=query)
 
     def image(self, path: str, options: QueryOptions) -> list[SearchResult]:
@@ -88,13 +88,15 @@ class Searcher:
         if not os.path.lexists(path):
             # read_file's "it vanished" is written for indexing; here the user simply named no file.
             raise UsageError(f"{visible(path)}: no such file")
-        settings = self.encoder.preprocessing
+        copy = self.query_model
+        numpy_copy = copy if copy and copy.embeds_images else None
+        settings = numpy_copy.preprocessing if numpy_copy else self.encoder.preprocessing
         try:
             decoded = decode_image(read_file(path), target_size=settings.image_size)
         except ImageError as error:
             raise UsageError(f"{visible(path)}: {error}") from error
         pixels = prepare_pixels(decoded.image, settings.image_size, settings.resize_mode, settings.interpolation)
-        return self.encoder.embed_pixels(pixels[None])[0]
+        return (numpy_copy or self.encoder).embed_pixels(pixels[None])[0]
 
     def _search(self, vector: np.ndarray, options: QueryOptions, *, query: str,
                 exclude: int | None = None) -> list[SearchResult]:
@@ -141,6 +143,8 @@ class DatabaseStatus:
     last_indexed: str | None
     index: str
     known_bad_files: int
+    query_model: str = "none"
+    server: dict | None = None  # pid, uptime_s and answered of a running `clipsearch serve`
 
     def to_dict(self) -> dict:
         return dict(self.__dict__)
@@ -151,7 +155,9 @@ class DatabaseStatus:
                  ("roots", roots[0])]
         lines += [("", root) for root in roots[1:]]
         lines += [("size on disk", _human_size(self.size_bytes)), ("last indexed", self.last_indexed or "never"),
-                  ("vector index", self.index)]
+                  ("vector index", self.index), ("query model", self.query_model)]
+        if self.server:
+            lines.append(("server", f"running (pid {self.server['pid']}, {self.server['answered']} requests answered)"))
         if self.known_bad_files:
             plural = "s" if self.known_bad_files != 1 else ""
             lines.append(("unreadable", f"{self.known_bad_files} file{plural} (retried when they change)"))
@@ -167,7 +173,7 @@ def _human_size(size: float) -> str:
 
 
 def database_status(data_dir: DataDir) -> DatabaseStatus:
-    size = sum(p.stat().st_size for p in data_dir.root.glob("*") if p.is_file()) if data_dir.root.is_dir() else 0
+    size = sum(p.stat().st_size for p in data_dir.root.rglob("*") if p.is_file()) if data_dir.root.is_dir() else 0
     if not data_dir.catalog.exists():
         return DatabaseStatus(str(data_dir.root), None, None, 0, [], size, None, "none", 0)
     catalog = Catalog(data_dir.catalog)
@@ -180,9 +186,19 @@ def database_status(data_dir: DataDir) -> DatabaseStatus:
             database=str(data_dir.root), model=identity.describe() if identity else None, model_identity=stored,
             images=stats.files, roots=stats.roots, size_bytes=size, last_indexed=stats.last_indexed, index=index,
             known_bad_files=stats.failures,
+            query_model=_query_model_state(data_dir, identity), server=server_info(data_dir),
         )
     finally:
         catalog.close()
+
+
+def _query_model_state(data_dir: DataDir, identity: ModelIdentity | None) -> str:
+    manifest = read_manifest(data_dir.query_model, identity) if identity else None
+    if manifest is None:
+        return "none (the next query loads torch, then writes it)"
+    towers = "text and image towers" if manifest.get("image") else "text tower"
+    size = sum(p.stat().st_size for p in data_dir.query_model.iterdir())
+    return f"numpy copy of the {towers}: queries skip torch ({_human_size(size)})"
 
 
 def _index_state(data_dir: DataDir, catalog: Catalog, dim: int | None) -> str:

@@ -155,8 +155,11 @@ class VectorIndex:
         if latest == self.seq:
             return False
         changes = catalog.changes_since(self.seq)
+        removed = changes.removed
+        if not changes.removals_complete:
+            removed = sorted(set(self._index.get_ids_list()) - set(catalog.ids().tolist()))
         # Removals first: a row that exists in the catalogue now is re-added below.
-        self.remove(changes.removed)
+        self.remove(removed)
         self.add(changes.updated_ids, changes.updated_vectors)
         self.seq = latest
         self._live = catalog.count()

@@ -29,11 +29,16 @@ class TinyModel:
     checkpoint: Path
 
 
+# Servers' sockets go here: short, because a Unix socket path must fit in about 100 bytes.
+RUNTIME_DIR = tempfile.mkdtemp(prefix="cs-run-")
+
+
 @pytest.fixture(autouse=True)
 def isolated_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     """Each test gets its own database, and nothing downloads or writes under the user's home."""
     monkeypatch.setenv("CLIPSEARCH_DB", str(tmp_path / "clipsearch-db"))
     monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "xdg-data"))
+    monkeypatch.setenv("XDG_RUNTIME_DIR", RUNTIME_DIR)
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
 
 
@@ -53,6 +58,32 @@ def test_model() -> TinyModel:
     if not model.checkpoint.is_file():
         pytest.skip(f"test model checkpoint {model.checkpoint} is missing; train it with tests/model/train.py")
     return model
+
+
+TINY_VIT = {
+    "embed_dim": 64,
+    "vision_cfg": {"image_size": 64, "layers": 3, "width": 128, "head_width": 32, "patch_size": 8},
+    "text_cfg": {"context_length": 16, "vocab_size": 49408, "width": 64, "heads": 2, "layers": 1},
+}
+
+
+@pytest.fixture(scope="session")
+def random_vit(tmp_path_factory: pytest.TempPathFactory) -> TinyModel:
+    """A small ViT with random weights, as config and local checkpoint: int8 and the numpy copy's image tower
+    apply to it (the trained test model's image tower is a ResNet)."""
+    import json
+
+    import open_clip
+    import torch
+
+    folder = tmp_path_factory.mktemp("vit")
+    config = folder / "tiny-random-vit.json"
+    config.write_text(json.dumps(TINY_VIT))
+    open_clip.add_model_config(config)
+    torch.manual_seed(0)
+    checkpoint = folder / "tiny-random-vit.pt"
+    torch.save(open_clip.create_model("tiny-random-vit").state_dict(), checkpoint)
+    return TinyModel(config, checkpoint)
 
 
 @dataclass(frozen=True)

@@ -2,42 +2,18 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
-import pytest
-import torch
 from conftest import TinyModel, model_args, run_cli
 
 from clipsearch.encoder import Encoder, ModelSpec, identify
 from clipsearch.images import decode_image, prepare_pixels, read_file
 
-TINY_VIT = {
-    "embed_dim": 64,
-    "vision_cfg": {"image_size": 64, "layers": 3, "width": 128, "head_width": 32, "patch_size": 8},
-    "text_cfg": {"context_length": 16, "vocab_size": 49408, "width": 64, "heads": 2, "layers": 1},
-}
-
-
-@pytest.fixture(scope="module")
-def random_vit(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
-    """A small ViT with random weights, as config and local checkpoint: int8 applies to its image tower."""
-    import open_clip
-
-    folder = tmp_path_factory.mktemp("vit")
-    config = folder / "tiny-random-vit.json"
-    config.write_text(json.dumps(TINY_VIT))
-    open_clip.add_model_config(config)
-    torch.manual_seed(0)
-    checkpoint = folder / "tiny-random-vit.pt"
-    torch.save(open_clip.create_model("tiny-random-vit").state_dict(), checkpoint)
-    return config, checkpoint
-
 
 def test_int8_embeddings_stay_within_0_99_cosine_of_fp32(random_vit, photo_library) -> None:
     _, photos = photo_library
-    identity = identify(ModelSpec(str(random_vit[0]), str(random_vit[1])))
+    identity = identify(ModelSpec(str(random_vit.config), str(random_vit.checkpoint)))
     exact, fast = Encoder(identity, "cpu", "fp32"), Encoder(identity, "cpu", "int8")
     assert (exact.precision, fast.precision) == ("fp32", "int8")
     size = exact.preprocessing.image_size

@@ -1,0 +1,440 @@
+"""Measure, on this machine and with random weights, the open_clip models a user might pick as the default.
+
+    python bench/model_speed.py                                    # the candidates below, batch 32
+    python bench/model_speed.py --models ViT-B-32,MobileCLIP2-S0 --seconds 5
+    python bench/model_speed.py --json > speed.json                # every figure as JSON on stdout, no table
+    python bench/model_speed.py --json speed.json                  # the table, and the JSON in a file
+
+Speed depends on the architecture, not on the weights, so nothing is downloaded: each model is built with
+open_clip's random initialisation, saved to a temporary checkpoint, and loaded from it by clipsearch's own
+Encoder, exactly as `clipsearch index --model NAME --pretrained FILE` would. All models are loaded in this one
+process and timed in interleaved rounds (one batch of each configuration in turn, `--min-batches` rounds or more),
+so that load from other work on the machine falls on every configuration alike. For each model it measures:
+
+  image      images/s of Encoder.embed_pixels on one ready uint8 batch of random pixels at the model's own input
+             size (uint8 -> normalise -> encode_image -> L2 norm, as each indexing batch does; decoding is left
+             out), after warm-up: the median over the timed batches. At --precision fp32, and at auto (on a
+             CPU: int8 image-tower MLPs, when the tower has any).
+  reparam    for towers with reparameterisable blocks (MobileCLIP's FastViT / MobileOne), the same with the
+             blocks folded for inference by `reparameterize_for_inference` below, called where Encoder would call
+             it (right after the model is built, before quantisation): clipsearch does not do this today. Each
+             embedding is compared with the un-reparameterised fp32 one.
+  text       milliseconds of Encoder.embed_texts for one short query: what each `clipsearch query` pays once
+             the model is loaded (the text tower is never quantised or reparameterised).
+  size       parameters of the image and text towers, input size, the fp32 checkpoint's size (published open_clip
+             weights are fp32 too, so the download is about this size), and the model load time.
+
+Before saving, BatchNorm statistics and layer-scale factors are drawn at random rather than left at their identity
+initialisation (mean 0, variance 1, scale 1e-5), so that the reparameterisation check has something to fold; this
+does not change the amount of work. Embedding differences are reported as the smallest cosine and as the largest
+distance relative to how far the batch's embeddings lie from their mean: random-weight models map every input to
+nearly the same direction, so a cosine near 1 alone would prove little.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import gc
+import importlib.util
+import json
+import logging
+import os
+import platform
+import shutil
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parent.parent
+if (REPO / "clipsearch" / "__init__.py").is_file():
+    sys.path.insert(0, str(REPO))  # measure this checkout, even where another clipsearch is installed
+
+import numpy as np  # noqa: E402
+
+from clipsearch import encoder as encoder_module  # noqa: E402
+from clipsearch.encoder import Encoder, ModelSpec, default_pretrained, identify  # noqa: E402
+from clipsearch.errors import UsageError  # noqa: E402
+
+CANDIDATES = ("ViT-B-32", "ViT-B-32-256", "MobileCLIP2-S0", "MobileCLIP-S2", "MobileCLIP2-S2", "ViT-B-16")
+QUERY = "a red bicycle leaning against a brick wall"
+REPARAM_HOOKS = ("reparameterize", "fuse", "switch_to_deploy")  # what timm.utils.reparameterize_model calls
+
+
+def reparameterize_for_inference(model: Any) -> bool:
+    """Fold the training-time branches of a reparameterisable image tower into plain convolutions.
+
+    MobileCLIP's towers (timm FastViT-MCi, MobileOne blocks) are published in their training form, with parallel
+    conv + BatchNorm branches per block; Apple's model cards say to reparameterise before inference. The folded
+    tower computes the same function with fewer, larger convolutions. BatchNorm statistics are folded in fp32,
+    even for a model loaded in fp16 on CUDA, then the tower goes back to its dtype. Other towers (ViTs) have no
+    such blocks and are left untouched. Returns whether anything was folded.
+    """
+    visual = model.visual
+    if not any(hasattr(module, hook) for module in visual.modules() for hook in REPARAM_HOOKS):
+        return False
+    try:
+        from timm.utils import reparameterize_model
+    except ImportError:  # no timm, or one too old to have it: the unfolded tower still works, only slower
+        return False
+    dtype = next(visual.parameters()).dtype
+    visual.float()
+    reparameterize_model(visual, inplace=True)
+    visual.to(dtype)
+    return True
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Building and loading.
+
+
+@contextlib.contextmanager
+def _quiet() -> Iterator[None]:
+    """open_clip warns through the root logger (random weights, ...); the figures are what this script prints."""
+    root = logging.getLogger()
+    handler = logging.NullHandler()
+    root.addHandler(handler)
+    try:
+        yield
+    finally:
+        root.removeHandler(handler)
+
+
+@contextlib.contextmanager
+def _reparameterising_encoder() -> Iterator[None]:
+    """Encoder, with `reparameterize_for_inference` called right after the model is built (the proposed change)."""
+    original = encoder_module._create_model
+
+    def create(open_clip: Any, identity: Any, device: str) -> Any:
+        model = original(open_clip, identity, device)
+        reparameterize_for_inference(model)
+        return model
+
+    encoder_module._create_model = create
+    try:
+        yield
+    finally:
+        encoder_module._create_model = original
+
+
+def _count(module: Any) -> int:
+    return sum(parameter.numel() for parameter in module.parameters())
+
+
+def _settle(model: Any, seed: int) -> None:
+    """Trained-looking BatchNorm statistics and layer scales instead of identity ones (see the module docstring)."""
+    import torch
+
+    generator = torch.Generator().manual_seed(seed)
+
+    def uniform(tensor: Any, low: float, high: float) -> None:
+        tensor.copy_(torch.rand(tensor.shape, generator=generator) * (high - low) + low)
+
+    with torch.no_grad():
+        for module in model.modules():
+            if isinstance(module, torch.nn.modules.batchnorm._BatchNorm) and module.running_mean is not None:
+                module.running_mean.copy_(torch.randn(module.running_mean.shape, generator=generator) * 0.2)
+                uniform(module.running_var, 0.5, 2.0)
+                if module.affine:
+                    uniform(module.weight, 0.5, 1.5)
+                    module.bias.copy_(torch.randn(module.bias.shape, generator=generator) * 0.1)
+        for name, parameter in model.named_parameters():
+            if ".layer_scale" in name and name.endswith(".gamma"):
+                uniform(parameter, 0.05, 0.2)
+
+
+def _compare(reference: np.ndarray, other: np.ndarray) -> dict:
+    """How far `other`'s embeddings are from `reference`'s, in absolute terms and against the batch's spread."""
+    cosine = np.sum(reference * other, axis=1)
+    distance = np.linalg.norm(reference - other, axis=1)
+    spread = float(np.median(np.linalg.norm(reference - reference.mean(axis=0), axis=1)))
+    return {"min_cosine": float(cosine.min()), "max_distance": float(distance.max()), "batch_spread": spread,
+            "max_distance_over_spread": float(distance.max()) / spread if spread > 0 else None}
+
+
+def _load(identity: Any, precision: str, reparameterise: bool) -> tuple[Encoder, float]:
+    began = time.perf_counter()
+    with _quiet(), _reparameterising_encoder() if reparameterise else contextlib.nullcontext():
+        encoder = Encoder(identity, "cpu", precision)
+    return encoder, time.perf_counter() - began
+
+
+@dataclass
+class Timed:
+    """One configuration to time: a loaded Encoder and its batch."""
+
+    model: str
+    label: str
+    encoder: Encoder
+    pixels: np.ndarray
+    seconds: list[float] = field(default_factory=list)
+
+
+def _prepare(name: str, spec: dict, work: Path, log: Callable[[str], None]) -> tuple[dict, list[Timed], Encoder]:
+    """Build `name` with random weights, load it every way it is measured, and check the variants' embeddings.
+
+    Returns the model's figures so far, the configurations to time, and its fp32 Encoder (for the text query).
+    """
+    import open_clip
+    import torch
+
+    result: dict[str, Any] = {"model": name}
+    tags = open_clip.list_pretrained_tags_by_model(name)
+    result["open_clip_tags"] = tags
+    result["clipsearch_pretrained"] = default_pretrained(name) if tags else None
+    if result["clipsearch_pretrained"]:
+        result["hf_hub"] = open_clip.get_pretrained_cfg(name, result["clipsearch_pretrained"]).get("hf_hub")
+
+    log(f"{name}: building it with random weights")
+    torch.manual_seed(0)
+    with _quiet():
+        network = open_clip.create_model(name, pretrained=None)
+    _settle(network, seed=0)
+    visual, total = _count(network.visual), _count(network)
+    result["params"] = {"image": visual, "text": total - visual, "total": total}  # "text": the rest, logit scale too
+    reparameterisable = any(hasattr(module, hook) for module in network.visual.modules() for hook in REPARAM_HOOKS)
+    result["reparameterisable"] = reparameterisable
+    checkpoint = work / f"{name}-random-weights.pt"
+    torch.save(network.state_dict(), checkpoint)
+    result["checkpoint_bytes"] = checkpoint.stat().st_size
+    del network
+    gc.collect()
+    identity = identify(ModelSpec(name, str(checkpoint)))
+
+    configs: list[Timed] = []
+    runs: dict[str, dict] = {}
+    reference: np.ndarray | None = None
+    pixels: np.ndarray | None = None
+    fp32_encoder: Encoder | None = None
+    for precision in ("fp32", "auto"):
+        for reparameterise in (False, True) if reparameterisable else (False,):
+            label = precision + ("+reparam" if reparameterise else "")
+            log(f"{name}: loading it as {label}")
+            encoder, load_s = _load(identity, precision, reparameterise)
+            run: dict[str, Any] = {"precision": encoder.precision, "load_s": load_s,
+                                   "image_params": _count(encoder._model.visual)}
+            runs[label] = run
+            if pixels is None:
+                size = encoder.preprocessing.image_size
+                result["image_size"] = size
+                pixels = np.random.default_rng(0).integers(0, 256, (spec["batch_size"], size, size, 3),
+                                                           dtype=np.uint8)
+            if precision == "auto" and encoder.precision == "fp32":
+                run["same_as"] = "fp32" + ("+reparam" if reparameterise else "")  # nothing quantised: not re-timed
+                continue
+            embeddings = encoder.embed_pixels(pixels)
+            if reference is None:
+                reference = embeddings
+                fp32_encoder = encoder
+            else:
+                run["vs_fp32"] = _compare(reference, embeddings)
+            configs.append(Timed(name, label, encoder, pixels))
+    checkpoint.unlink()  # loaded: the Encoders hold the weights
+    result["runs"] = runs
+    assert fp32_encoder is not None
+    return result, configs, fp32_encoder
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Timing, interleaved.
+
+
+def _time_texts(encoders: dict[str, Encoder], spec: dict, log: Callable[[str], None]) -> dict[str, dict]:
+    """Median ms of one short query per model, in interleaved rounds."""
+    log(f"text query on {len(encoders)} models, interleaved")
+    for encoder in encoders.values():
+        for _ in range(3):
+            encoder.embed_texts([QUERY])
+    times: dict[str, list[float]] = {name: [] for name in encoders}
+    for _ in range(max(15, spec["min_batches"])):
+        for name, encoder in encoders.items():
+            start = time.perf_counter()
+            encoder.embed_texts([QUERY])
+            times[name].append((time.perf_counter() - start) * 1000)
+    return {name: {"ms": statistics.median(values), "min": min(values), "max": max(values), "runs": len(values)}
+            for name, values in times.items()}
+
+
+def _time_images(configs: list[Timed], spec: dict, log: Callable[[str], None]) -> None:
+    """One batch of each configuration in turn, until each has `min_batches` and the rounds took `seconds` apiece."""
+    log(f"warm-up: {spec['warmup']} batches of each of {len(configs)} configurations")
+    for config in configs:
+        for _ in range(spec["warmup"]):  # oneDNN primitive creation, allocator growth
+            config.encoder.embed_pixels(config.pixels)
+    began = time.perf_counter()
+    rounds = 0
+    while rounds < spec["min_batches"] or time.perf_counter() - began < spec["seconds"] * len(configs):
+        rounds += 1
+        for config in configs:
+            start = time.perf_counter()
+            config.encoder.embed_pixels(config.pixels)
+            config.seconds.append(time.perf_counter() - start)
+        log(f"round {rounds} done, {time.perf_counter() - began:.0f} s")
+
+
+def _measure(models: list[str], spec: dict) -> tuple[list[dict], int]:
+    log = lambda text: print(f"  {text}", file=sys.stderr, flush=True)  # noqa: E731
+    began = time.perf_counter()
+    with _quiet():
+        import torch
+    log(f"imported torch and open_clip in {time.perf_counter() - began:.1f} s")
+
+    work = Path(tempfile.mkdtemp(prefix="clipsearch-model-speed-"))
+    results: list[dict] = []
+    configs: list[Timed] = []
+    fp32_encoders: dict[str, Encoder] = {}
+    try:
+        for name in models:
+            result, timed, fp32_encoder = _prepare(name, spec, work, log)
+            results.append(result)
+            configs += timed
+            fp32_encoders[name] = fp32_encoder
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    texts = _time_texts(fp32_encoders, spec, log)
+    _time_images(configs, spec, log)
+    for result in results:
+        result["text"] = texts[result["model"]]
+    by_model = {result["model"]: result for result in results}
+    for config in configs:
+        rates = [len(config.pixels) / seconds for seconds in config.seconds]
+        by_model[config.model]["runs"][config.label].update(
+            images_per_s=statistics.median(rates), min=min(rates), max=max(rates), batches=len(rates),
+            batch_size=len(config.pixels))
+    return results, torch.get_num_threads()
+
+
+def _machine() -> str:
+    cpu = platform.processor() or platform.machine()
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    return f"{cpu}, {os.cpu_count()} cores"
+
+
+def _versions() -> dict:
+    from importlib.metadata import PackageNotFoundError, version
+
+    found = {"python": platform.python_version()}
+    for package in ("torch", "open_clip_torch", "timm"):
+        try:
+            found[package] = version(package)
+        except PackageNotFoundError:
+            found[package] = None
+    return found
+
+
+def _rate(run: dict | None) -> str:
+    if run is None:
+        return "-"
+    if "same_as" in run:
+        return f"= {run['same_as']}"
+    return f"{run['images_per_s']:.1f}"
+
+
+def _report(results: list[dict], header: dict) -> None:
+    print(f"clipsearch model speed: {header['machine']}, torch using {header['torch_threads']} threads; batch "
+          f"{header['batch_size']}, median of interleaved timed batches after {header['warmup']} warm-up; "
+          "random weights")
+    print("         " + ", ".join(f"{key} {value}" for key, value in header["versions"].items()))
+    print()
+    columns = ("model", "weights (clipsearch)", "px", "params M img+txt", "ckpt MB", "fp32 img/s", "fp32+reparam",
+               "auto img/s", "auto", "text ms", "load s")
+    rows = []
+    for result in results:
+        runs = result["runs"]
+        rows.append((
+            result["model"], result["clipsearch_pretrained"] or "-", str(result["image_size"]),
+            f"{result['params']['image'] / 1e6:.1f} + {result['params']['text'] / 1e6:.1f}",
+            f"{result['checkpoint_bytes'] / 1e6:.0f}", _rate(runs["fp32"]), _rate(runs.get("fp32+reparam")),
+            _rate(runs["auto"]), runs["auto"]["precision"], f"{result['text']['ms']:.0f}",
+            f"{runs['fp32']['load_s']:.1f}",
+        ))
+    widths = [max(len(column), *(len(row[i]) for row in rows)) for i, column in enumerate(columns)]
+    print("  ".join(column.ljust(width) for column, width in zip(columns, widths)).rstrip())
+    for row in rows:
+        print("  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip())
+    print()
+    for result in results:
+        runs = result["runs"]
+        notes = []
+        for label, run in runs.items():
+            if "images_per_s" in run:
+                notes.append(f"{label}: {run['images_per_s']:.1f} images/s (range {run['min']:.1f}-{run['max']:.1f} "
+                             f"over {run['batches']} batches), loaded in {run['load_s']:.1f} s")
+            if "vs_fp32" in run:
+                check = run["vs_fp32"]
+                notes.append(f"  embeddings vs fp32: min cosine {check['min_cosine']:.6f}, largest distance "
+                             f"{check['max_distance_over_spread']:.1e} of the batch's spread")
+        if "fp32+reparam" in runs:
+            speedup = runs["fp32+reparam"]["images_per_s"] / runs["fp32"]["images_per_s"]
+            notes.append(f"reparameterisation: x{speedup:.2f} images/s; image tower {runs['fp32']['image_params']:,} "
+                         f"-> {runs['fp32+reparam']['image_params']:,} parameters")
+        if runs["auto"].get("same_as"):
+            notes.append("auto: the image tower has no transformer MLP Linear, so nothing is quantised (auto = fp32, "
+                         "and --precision int8 is refused)")
+        tags = result["open_clip_tags"]
+        notes.append(f"text query: {result['text']['ms']:.0f} ms (range {result['text']['min']:.0f}-"
+                     f"{result['text']['max']:.0f} over {result['text']['runs']} runs)")
+        notes.append(f"open_clip's first tag: {tags[0] if tags else '-'} ({len(tags)} tags); clipsearch's weights "
+                     f"come from hf-hub:{result.get('hf_hub') or '-'}")
+        print(f"{result['model']}:")
+        for note in notes:
+            print(f"  {note}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--models", default=",".join(CANDIDATES), metavar="A,B,...",
+                        help="open_clip model names, comma-separated (default: %(default)s)")
+    parser.add_argument("--batch-size", type=int, default=32, metavar="B",
+                        help="images per batch (default 32, clipsearch's on a CPU)")
+    parser.add_argument("--seconds", type=float, default=10.0, metavar="S",
+                        help="time each configuration for about S seconds in all (default 10)")
+    parser.add_argument("--min-batches", type=int, default=3, metavar="K",
+                        help="and at least K batches (default 3)")
+    parser.add_argument("--warmup", type=int, default=2, metavar="W", help="untimed batches first (default 2)")
+    parser.add_argument("--json", nargs="?", const="-", metavar="PATH",
+                        help="write every figure as JSON to PATH; alone, print the JSON instead of the table")
+    args = parser.parse_args(argv)
+    models = list(dict.fromkeys(name.strip() for name in args.models.split(",") if name.strip()))
+    if not models:
+        parser.error("--models: name at least one model")
+    for option in ("batch_size", "min_batches"):
+        if getattr(args, option) < 1:
+            parser.error(f"--{option.replace('_', '-')} must be at least 1")
+    if args.warmup < 0 or args.seconds < 0:
+        parser.error("--warmup and --seconds cannot be negative")
+    for name in models:
+        if ModelSpec(name, None).config_path is not None:
+            parser.error(f"--models {name}: give open_clip model names, not config files")
+        try:
+            identify(ModelSpec(name, None))
+        except UsageError as error:
+            parser.error(str(error))
+
+    spec = {"batch_size": args.batch_size, "seconds": args.seconds, "min_batches": args.min_batches,
+            "warmup": args.warmup}
+    results, threads = _measure(models, spec)
+    header = {"machine": _machine(), "torch_threads": threads, **spec, "versions": _versions(), "query": QUERY}
+    document = json.dumps({**header, "models": results}, indent=2) + "\n"
+    if args.json == "-":
+        sys.stdout.write(document)
+        return 0
+    _report(results, header)
+    if args.json:
+        Path(args.json).write_text(document)
+    return 0
+
+
+if __name__ == "__main__":
+    if importlib.util.find_spec("open_clip") is None:
+        sys.exit("model_speed: open_clip is not installed (pip install -e . in this checkout)")
+    sys.exit(main())

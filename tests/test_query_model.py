@@ -1,0 +1,122 @@
+"""The numpy copy of the model: same tokens, same embeddings, and a query process that never imports torch."""
+
+from __future__ import annotations
+
+import json
+import random
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from conftest import IndexedLibrary, TinyModel, model_args, run_cli
+from test_cli import shows
+
+from clipsearch.encoder import Encoder, ModelSpec, identify
+from clipsearch.images import decode_image, prepare_pixels, read_file
+from clipsearch.query_model import QueryModel
+from clipsearch.tokenizer import ClipTokenizer
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def test_tokenizer_gives_open_clip_s_token_ids() -> None:
+    import open_clip
+    from open_clip.tokenizer import default_bpe
+
+    theirs = open_clip.get_tokenizer("ViT-B-32")
+    ours = ClipTokenizer(Path(default_bpe()), 77)
+    texts = ["a photo of a dog", "Sunset over the BEACH!!", "", "   tabs\tand\nnewlines  ", "it's 3.14 o'clock",
+             "&amp;lt;b&amp;gt; escaped html", "café naïve 東京 🌅", "Ã©tÃ© (mojibake)", "a\x1b[31m red\x00 one",
+             "<start_of_text> in the text <end_of_text>", "long " * 100, "ﬁne ligatures and ｗｉｄｅ letters"]
+    rng = random.Random(20261123)
+    alphabet = "abcdefghijklmnopqrstuvwxyz ÄÖÜéèñ0123456789.,;:!?'\"-_()[]<>/\\@#&%*+=~`|😀中文한국어\t\n"
+    texts += ["".join(rng.choice(alphabet) for _ in range(rng.randint(1, 90))) for _ in range(300)]
+    mismatched = [t for t in texts if ours(t) != theirs([t])[0].tolist()]
+    assert not mismatched, mismatched[:3]
+
+
+def test_indexing_leaves_a_copy_and_a_cold_query_imports_no_torch(indexed_library: IndexedLibrary) -> None:
+    manifest = json.loads((indexed_library.db / "query-model" / "manifest.json").read_text())
+    assert "text" in manifest and "image" not in manifest  # the test model's image tower is a ResNet
+    code = (
+        "import sys\nfrom clipsearch.cli import app\n"
+        "try:\n    app(['query', 'a yellow triangle', '--db', sys.argv[1], '-f', 'json'])\n"
+        "except SystemExit as done:\n    assert done.code == 0, done.code\n"
+        "heavy = sorted(m for m in ('torch', 'open_clip', 'torchvision') if m in sys.modules)\n"
+        "assert not heavy, heavy\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code, str(indexed_library.db)], cwd=REPO, timeout=60,
+                          capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    results = json.loads(done.stdout)
+    assert len(results) == 10 and shows(indexed_library.photo(results[0]["path"]), "yellow", "triangle")
+    assert "numpy copy of the text tower" in run_cli("status", "--db", indexed_library.db).stdout
+
+
+def test_a_vit_copy_embeds_texts_and_images_like_the_model(random_vit: TinyModel, photo_library,
+                                                            tmp_path: Path) -> None:
+    _, photos = photo_library
+    identity = identify(ModelSpec(str(random_vit.config), str(random_vit.checkpoint)))
+    # `auto` quantises the image tower to int8 on a CPU: the copy must be taken from the fp32 weights before that.
+    quantised = Encoder(identity, "cpu", "auto", export_to=tmp_path / "copy")
+    assert quantised.precision == "int8"
+    exact = Encoder(identity, "cpu", "fp32")
+    copy = QueryModel.open(tmp_path / "copy", identity)
+    assert copy is not None and copy.embeds_images
+    texts = ["a red circle", "an arrow pointing left", "un café à Paris", "word " * 40]
+    assert np.min(np.sum(copy.embed_texts(texts) * exact.embed_texts(texts), axis=1)) > 0.9999
+    size = exact.preprocessing.image_size
+    pixels = np.stack([prepare_pixels(decode_image(read_file(str(p.path)), target_size=size).image, size)
+                       for p in photos[:8]])
+    assert np.min(np.sum(copy.embed_pixels(pixels) * exact.embed_pixels(pixels), axis=1)) > 0.9999
+
+
+def test_similar_on_a_new_file_answers_the_same_through_the_copy(random_vit: TinyModel, photo_library,
+                                                                   tmp_path: Path) -> None:
+    root, photos = photo_library
+    db = tmp_path / "db"
+    assert run_cli("index", root, "--db", db, *model_args(random_vit)).exit_code == 0
+    outside = tmp_path / "outside.jpg"
+    outside.write_bytes(photos[3].path.read_bytes())
+    through_copy = json.loads(run_cli("similar", outside, "--db", db, "-f", "json").stdout)
+    shutil.rmtree(db / "query-model")
+    through_torch = json.loads(run_cli("similar", outside, "--db", db, "-f", "json").stdout)
+    assert [r["path"] for r in through_copy] == [r["path"] for r in through_torch]
+    assert np.allclose([r["score"] for r in through_copy], [r["score"] for r in through_torch], atol=1e-4)
+    assert (db / "query-model" / "manifest.json").is_file()  # the torch query wrote the copy again
+
+
+@pytest.mark.parametrize("damage", ["overwritten", "truncated", "another model", "garbage manifest"])
+def test_a_damaged_or_foreign_copy_is_ignored_and_replaced(indexed_library: IndexedLibrary, tmp_path: Path,
+                                                           damage: str) -> None:
+    db = tmp_path / "db"
+    shutil.copytree(indexed_library.db, db)
+    expected = json.loads(run_cli("query", "a green square", "--db", db, "-f", "json").stdout)
+    weights, manifest = db / "query-model" / "weights.f16", db / "query-model" / "manifest.json"
+    if damage == "overwritten":
+        with weights.open("r+b") as handle:
+            handle.write(b"\x7f" * 4096)  # same size, garbage at the start
+    elif damage == "truncated":
+        weights.write_bytes(weights.read_bytes()[:1000])
+    elif damage == "another model":
+        data = json.loads(manifest.read_text())
+        data["identity"]["checkpoint_sha256"] = "0" * 64
+        manifest.write_text(json.dumps(data))
+    else:
+        manifest.write_text("{not json")
+    answered = json.loads(run_cli("query", "a green square", "--db", db, "-f", "json").stdout)
+    assert [r["path"] for r in answered] == [r["path"] for r in expected]
+    assert np.allclose([r["score"] for r in answered], [r["score"] for r in expected], atol=1e-5)
+    identity = identify(ModelSpec(*model_args_of(db)))
+    assert QueryModel.open(db / "query-model", identity) is not None  # written again by the query that loaded torch
+
+
+def model_args_of(db: Path) -> tuple[str, str]:
+    import sqlite3
+
+    with sqlite3.connect(db / "catalog.db") as connection:
+        stored = json.loads(connection.execute("SELECT value FROM settings WHERE key = 'model'").fetchone()[0])
+    return stored["config_path"], stored["checkpoint_path"]
