@@ -2,6 +2,7 @@
 
     python bench/model_speed.py                                    # the candidates below, batch 32
     python bench/model_speed.py --models ViT-B-32,MobileCLIP2-S0 --seconds 5
+    python bench/model_speed.py --seconds 0 --min-batches 5 --patience 900   # a shared machine: wait for quiet
     python bench/model_speed.py --json > speed.json                # every figure as JSON on stdout, no table
     python bench/model_speed.py --json speed.json                  # the table, and the JSON in a file
 
@@ -13,8 +14,11 @@ so that load from other work on the machine falls on every configuration alike. 
 
   image      images/s of Encoder.embed_pixels on one ready uint8 batch of random pixels at the model's own input
              size (uint8 -> normalise -> encode_image -> L2 norm, as each indexing batch does; decoding is left
-             out), after warm-up: the median over the timed batches. At --precision fp32, and at auto (on a
-             CPU: int8 image-tower MLPs, when the tower has any).
+             out), after warm-up: the median over the timed batches, counting only the quiet ones (during
+             which other processes kept less than 0.15 of a core busy, read from /proc/stat) when there are
+             any, and with --patience, adding rounds until there are enough; the median over all batches is
+             reported too. At --precision fp32, and at auto (on a CPU: int8 image-tower MLPs, when the tower
+             has any).
   reparam    for towers with reparameterisable blocks (MobileCLIP's FastViT / MobileOne), the same with the
              blocks folded for inference by `reparameterize_for_inference` below, called where Encoder would call
              it (right after the model is built, before quantisation): clipsearch does not do this today. Each
@@ -64,6 +68,7 @@ from clipsearch.errors import UsageError  # noqa: E402
 CANDIDATES = ("ViT-B-32", "ViT-B-32-256", "MobileCLIP2-S0", "MobileCLIP-S2", "MobileCLIP2-S2", "ViT-B-16")
 QUERY = "a red bicycle leaning against a brick wall"
 REPARAM_HOOKS = ("reparameterize", "fuse", "switch_to_deploy")  # what timm.utils.reparameterize_model calls
+QUIET_CORES = 0.15  # a batch during which other processes kept fewer cores than this busy counts as quiet
 
 
 def reparameterize_for_inference(model: Any) -> bool:
@@ -173,6 +178,7 @@ class Timed:
     encoder: Encoder
     pixels: np.ndarray
     seconds: list[float] = field(default_factory=list)
+    others: list[float | None] = field(default_factory=list)  # cores other processes used during each batch
 
 
 def _prepare(name: str, spec: dict, work: Path, log: Callable[[str], None]) -> tuple[dict, list[Timed], Encoder]:
@@ -260,21 +266,54 @@ def _time_texts(encoders: dict[str, Encoder], spec: dict, log: Callable[[str], N
             for name, values in times.items()}
 
 
+def _busy_seconds() -> float | None:
+    """CPU seconds spent so far by every process on the machine (Linux /proc/stat, steal included), else None."""
+    try:
+        fields = [int(value) for value in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:9]]
+    except (OSError, ValueError):
+        return None
+    user, nice, system, _idle, _iowait, irq, softirq, steal = fields
+    return (user + nice + system + irq + softirq + steal) / os.sysconf("SC_CLK_TCK")
+
+
 def _time_images(configs: list[Timed], spec: dict, log: Callable[[str], None]) -> None:
-    """One batch of each configuration in turn, until each has `min_batches` and the rounds took `seconds` apiece."""
+    """One batch of each configuration in turn, until each has `min_batches` and the rounds took `seconds` apiece.
+
+    Each batch also records how many cores other processes kept busy meanwhile, so that batches slowed by other
+    work on the machine can be set aside.
+    """
     log(f"warm-up: {spec['warmup']} batches of each of {len(configs)} configurations")
     for config in configs:
         for _ in range(spec["warmup"]):  # oneDNN primitive creation, allocator growth
             config.encoder.embed_pixels(config.pixels)
     began = time.perf_counter()
     rounds = 0
-    while rounds < spec["min_batches"] or time.perf_counter() - began < spec["seconds"] * len(configs):
+
+    def more() -> bool:
+        elapsed = time.perf_counter() - began
+        if rounds < spec["min_batches"] or elapsed < spec["seconds"] * len(configs):
+            return True
+        short = any(sum(map(_is_quiet, config.others)) < spec["min_batches"] for config in configs)
+        return short and elapsed < spec["seconds"] * len(configs) + spec["patience"]
+
+    while more():
         rounds += 1
         for config in configs:
-            start = time.perf_counter()
+            busy, own, start = _busy_seconds(), time.process_time(), time.perf_counter()
             config.encoder.embed_pixels(config.pixels)
-            config.seconds.append(time.perf_counter() - start)
-        log(f"round {rounds} done, {time.perf_counter() - began:.0f} s")
+            wall = time.perf_counter() - start
+            busy_after = _busy_seconds()
+            others = None
+            if busy is not None and busy_after is not None:
+                others = max(0.0, (busy_after - busy) - (time.process_time() - own)) / wall
+            config.seconds.append(wall)
+            config.others.append(others)
+        quiet = sum(_is_quiet(config.others[-1]) for config in configs)
+        log(f"round {rounds} done, {time.perf_counter() - began:.0f} s ({quiet} of {len(configs)} batches quiet)")
+
+
+def _is_quiet(others: float | None) -> bool:
+    return others is not None and others < QUIET_CORES
 
 
 def _measure(models: list[str], spec: dict) -> tuple[list[dict], int]:
@@ -303,9 +342,12 @@ def _measure(models: list[str], spec: dict) -> tuple[list[dict], int]:
     by_model = {result["model"]: result for result in results}
     for config in configs:
         rates = [len(config.pixels) / seconds for seconds in config.seconds]
+        quiet = [rate for rate, others in zip(rates, config.others) if _is_quiet(others)]
         by_model[config.model]["runs"][config.label].update(
-            images_per_s=statistics.median(rates), min=min(rates), max=max(rates), batches=len(rates),
-            batch_size=len(config.pixels))
+            images_per_s=statistics.median(quiet or rates), quiet_batches=len(quiet),
+            images_per_s_all_batches=statistics.median(rates), min=min(rates), max=max(rates), batches=len(rates),
+            batch_size=len(config.pixels), batch_seconds=[round(seconds, 4) for seconds in config.seconds],
+            others_cores=[None if others is None else round(others, 3) for others in config.others])
     return results, torch.get_num_threads()
 
 
@@ -336,12 +378,12 @@ def _rate(run: dict | None) -> str:
         return "-"
     if "same_as" in run:
         return f"= {run['same_as']}"
-    return f"{run['images_per_s']:.1f}"
+    return f"{run['images_per_s']:.1f}" + ("" if run["quiet_batches"] else "*")
 
 
 def _report(results: list[dict], header: dict) -> None:
     print(f"clipsearch model speed: {header['machine']}, torch using {header['torch_threads']} threads; batch "
-          f"{header['batch_size']}, median of interleaved timed batches after {header['warmup']} warm-up; "
+          f"{header['batch_size']}, median of the quiet interleaved timed batches after {header['warmup']} warm-up; "
           "random weights")
     print("         " + ", ".join(f"{key} {value}" for key, value in header["versions"].items()))
     print()
@@ -361,14 +403,17 @@ def _report(results: list[dict], header: dict) -> None:
     print("  ".join(column.ljust(width) for column, width in zip(columns, widths)).rstrip())
     for row in rows:
         print("  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip())
+    if any(run.get("quiet_batches") == 0 for result in results for run in result["runs"].values()):
+        print("* no quiet batch: other work kept the machine busy throughout, so this is slower than it should be")
     print()
     for result in results:
         runs = result["runs"]
         notes = []
         for label, run in runs.items():
             if "images_per_s" in run:
-                notes.append(f"{label}: {run['images_per_s']:.1f} images/s (range {run['min']:.1f}-{run['max']:.1f} "
-                             f"over {run['batches']} batches), loaded in {run['load_s']:.1f} s")
+                notes.append(f"{label}: {run['images_per_s']:.1f} images/s (median of {run['quiet_batches']} quiet "
+                             f"batches; all {run['batches']}: median {run['images_per_s_all_batches']:.1f}, range "
+                             f"{run['min']:.1f}-{run['max']:.1f}), loaded in {run['load_s']:.1f} s")
             if "vs_fp32" in run:
                 check = run["vs_fp32"]
                 notes.append(f"  embeddings vs fp32: min cosine {check['min_cosine']:.6f}, largest distance "
@@ -401,6 +446,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--min-batches", type=int, default=3, metavar="K",
                         help="and at least K batches (default 3)")
     parser.add_argument("--warmup", type=int, default=2, metavar="W", help="untimed batches first (default 2)")
+    parser.add_argument("--patience", type=float, default=0.0, metavar="P",
+                        help="on a busy machine, go on for up to P more seconds until each configuration has "
+                             "--min-batches quiet batches (default 0)")
     parser.add_argument("--json", nargs="?", const="-", metavar="PATH",
                         help="write every figure as JSON to PATH; alone, print the JSON instead of the table")
     args = parser.parse_args(argv)
@@ -410,8 +458,8 @@ def main(argv: list[str] | None = None) -> int:
     for option in ("batch_size", "min_batches"):
         if getattr(args, option) < 1:
             parser.error(f"--{option.replace('_', '-')} must be at least 1")
-    if args.warmup < 0 or args.seconds < 0:
-        parser.error("--warmup and --seconds cannot be negative")
+    if args.warmup < 0 or args.seconds < 0 or args.patience < 0:
+        parser.error("--warmup, --seconds and --patience cannot be negative")
     for name in models:
         if ModelSpec(name, None).config_path is not None:
             parser.error(f"--models {name}: give open_clip model names, not config files")
@@ -421,7 +469,7 @@ def main(argv: list[str] | None = None) -> int:
             parser.error(str(error))
 
     spec = {"batch_size": args.batch_size, "seconds": args.seconds, "min_batches": args.min_batches,
-            "warmup": args.warmup}
+            "warmup": args.warmup, "patience": args.patience}
     results, threads = _measure(models, spec)
     header = {"machine": _machine(), "torch_threads": threads, **spec, "versions": _versions(), "query": QUERY}
     document = json.dumps({**header, "models": results}, indent=2) + "\n"

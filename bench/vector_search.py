@@ -6,7 +6,8 @@
 
 The data are synthetic vectors shaped like CLIP image embeddings (bench/synthetic_vectors.py): a narrow
 cone, a low-rank subspace, skewed clusters with a low local dimension, all L2-normalised; the queries
-are fresh points from the same generator. `--isotropic` uses gaussian noise instead, for comparison.
+are fresh points from the same generator; `--query-noise S` pushes them off the data (lower-contrast,
+text-like queries). `--isotropic` uses gaussian noise instead of CLIP-like vectors, for comparison.
 
 For each (M, ef_construction) it builds an hnswlib 'ip' index as clipsearch does (labels are the row
 number + 1, as clipsearch labels vectors by catalogue row id), using every core for `add_items`, and
@@ -121,6 +122,16 @@ def _isotropic(n: int, dim: int, seed: int, stream: int, out: np.ndarray | None 
     return out
 
 
+def _off_manifold(queries: np.ndarray, noise: float, seed: int) -> np.ndarray:
+    """Queries pushed off the data's manifold by isotropic noise of length `noise` (a unit query stays at a
+    cosine of 1/sqrt(1 + noise**2) to where it was), then renormalised: lower-contrast queries, like a
+    CLIP text query, whose best matches score about 0.3 where an image's nearest neighbours score 0.9."""
+    rng = np.random.default_rng([seed, 4])
+    pushed = queries + np.float32(noise / np.sqrt(queries.shape[1])) * rng.standard_normal(queries.shape,
+                                                                                           dtype=np.float32)
+    return pushed / np.linalg.norm(pushed, axis=1, keepdims=True)
+
+
 def _data(args: argparse.Namespace, work: Path | None) -> tuple[np.ndarray, np.ndarray, float, bool]:
     """(vectors, queries, seconds to make or open them, reused)."""
     description = _describe_data(args)
@@ -128,6 +139,8 @@ def _data(args: argparse.Namespace, work: Path | None) -> tuple[np.ndarray, np.n
     generator = None if args.isotropic else ClipLikeVectors(args.seed, Shape.for_dim(args.dim))
     queries = (_isotropic(args.queries, args.dim, args.seed, 2) if generator is None
                else generator.queries(args.queries))
+    if args.query_noise:
+        queries = _off_manifold(queries, args.query_noise, args.seed)
     if work is not None:
         meta, path = work / "data.json", work / "vectors.npy"
         if meta.is_file() and path.is_file():
@@ -154,9 +167,11 @@ def _data(args: argparse.Namespace, work: Path | None) -> tuple[np.ndarray, np.n
     return vectors, queries, time.perf_counter() - began, False
 
 
-def _truth(vectors: np.ndarray, queries: np.ndarray, k: int, work: Path | None) -> tuple[np.ndarray, np.ndarray, float]:
+def _truth(vectors: np.ndarray, queries: np.ndarray, k: int, noise: float,
+           work: Path | None) -> tuple[np.ndarray, np.ndarray, float]:
     """Exact top-k ids and scores for the queries, and the seconds the brute force took (0 if cached)."""
-    cache = work / f"truth-q{len(queries)}-k{k}.npz" if work is not None else None
+    name = f"truth-q{len(queries)}-k{k}" + (f"-noise{noise:g}" if noise else "") + ".npz"
+    cache = work / name if work is not None else None
     if cache is not None and cache.is_file():
         saved = np.load(cache)
         return saved["ids"], saved["scores"], 0.0
@@ -258,12 +273,13 @@ def _run(args: argparse.Namespace) -> dict:
     work = args.work.expanduser().resolve() if args.work else None
     load_before = os.getloadavg()
     vectors, queries, data_s, data_reused = _data(args, work)
-    truth, truth_scores, truth_s = _truth(vectors, queries, args.k, work)
+    truth, truth_scores, truth_s = _truth(vectors, queries, args.k, args.query_noise, work)
     data_profile = profile(vectors, queries, truth_scores, seed=args.seed)
     results: dict = {
         "machine": {"cpus": os.cpu_count(), "platform": platform.platform(), "processor": platform.processor(),
                     "loadavg_start": load_before, "hnswlib": getattr(hnswlib, "__version__", None)},
-        "data": {**_describe_data(args), "queries": args.queries, "k": args.k, "seconds": data_s,
+        "data": {**_describe_data(args), "queries": args.queries, "query_noise": args.query_noise, "k": args.k,
+                 "seconds": data_s,
                  "reused": data_reused, "profile": data_profile, "exact_search_s": truth_s},
         "clipsearch_defaults": {"m": HNSW_M, "ef_construction": HNSW_EF_CONSTRUCTION, "ef": HNSW_EF_SEARCH},
         "targets": {"p50_ms": TARGET_P50_MS, "recall": TARGET_RECALL},
@@ -305,11 +321,13 @@ def _report(results: dict) -> None:
     shape = data["profile"]
     kth = shape[f"query_top{data['k']}_cosine_mean"]
     print(f"vector search over {data['n']:,} {data['kind']} vectors of {data['dim']} dimensions (seed {data['seed']}), "
-          f"{data['queries']} fresh queries, recall@{data['k']} against exact search")
+          f"{data['queries']} fresh queries" + (f" pushed off the data by noise {data['query_noise']:g}"
+                                                 if data["query_noise"] else "")
+          + f", recall@{data['k']} against exact search")
     print(f"  data: random pairs cosine {shape['random_pair_cosine_mean']:.2f} "
           f"(5-95%: {shape['random_pair_cosine_p5_p95'][0]:.2f}-{shape['random_pair_cosine_p5_p95'][1]:.2f}); "
           f"queries' nearest {shape['query_top1_cosine_mean']:.3f}, {data['k']}th nearest "
-          f"{kth:.3f}; local intrinsic dimension "
+          f"{kth:.3f}; local intrinsic dimension around the queries "
           f"{shape['local_intrinsic_dim_mle']:.1f}")
     made = "reused from the work folder" if data["reused"] else "generated"
     print(f"  vectors {made} in {data['seconds']:.1f} s; exact search "
@@ -363,11 +381,14 @@ def main(argv: list[str] | None = None) -> int:
                         help="threads for building (default: every core)")
     parser.add_argument("--work", type=Path, metavar="DIR",
                         help="keep the vectors, exact answers and indexes here, and reuse them on later runs")
+    parser.add_argument("--query-noise", type=float, default=0.0, metavar="S",
+                        help="push each query off the data by isotropic noise of length S (e.g. 2: text-like "
+                             "queries whose best match scores about 0.4); default 0")
     parser.add_argument("--isotropic", action="store_true", help="gaussian noise instead of CLIP-like vectors")
     parser.add_argument("--json", nargs="?", const="-", metavar="PATH",
                         help="also write every figure as JSON to PATH (to stdout, instead of the table, without PATH)")
     args = parser.parse_args(argv)
-    if args.n < args.k or args.queries < 1 or args.k < 1 or args.dim < 2 or args.threads < 1:
+    if args.n < args.k or args.queries < 1 or args.query_noise < 0 or args.k < 1 or args.dim < 2 or args.threads < 1:
         parser.error("need --n >= --k >= 1, --queries >= 1, --dim >= 2, --threads >= 1")
     if any(ef < args.k for ef in args.ef):
         parser.error("every --ef must be at least --k (hnswlib searches with max(ef, k) anyway)")
