@@ -253,9 +253,7 @@ def _search_and_render(kind: str, queries: list[str], db: Path | None, model: st
 
         searcher = Searcher(data_dir, model, pretrained, device, precision)
         try:
-            results = []
-            for query in queries:
-                results += searcher.text(query, options) if kind == "text" else searcher.image(query, options)
+            results = searcher.texts(queries, options) if kind == "text" else searcher.images(queries, options)
         finally:
             searcher.close()
     width = None if not sys.stdout.isatty() else Console().width

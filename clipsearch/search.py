@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
+import gc
 import os
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import numpy as np
@@ -10,7 +13,7 @@ import numpy as np
 from clipsearch.catalog import Catalog
 from clipsearch.config import DataDir
 from clipsearch.encoder import MODEL_SETTING, Encoder, ModelIdentity, resolve_model
-from clipsearch.errors import ImageError, UsageError
+from clipsearch.errors import ClipsearchError, ImageError, UsageError
 from clipsearch.images import decode_image, prepare_pixels, read_file
 from clipsearch.query_model import QueryModel, read_manifest
 from clipsearch.render import visible
@@ -24,7 +27,8 @@ EXACT_SEARCH_LIMIT = 50_000
 
 
 class Searcher:
-    """An open database ready to answer queries; the model loads on the first query that needs it."""
+    """An open database ready to answer queries. The model and the index load on first use: the index is the
+    largest thing a query holds (about 2.4 GB per million photos), so the queries are embedded before it loads."""
 
     def __init__(self, data_dir: DataDir, model: str | None = None, pretrained: str | None = None,
                  device: str = "auto", precision: str = "auto") -> None:
@@ -33,55 +37,90 @@ class Searcher:
             if not self.catalog.get_json(MODEL_SETTING) or not self.catalog.count():
                 raise UsageError(f"nothing is indexed in {data_dir.root} yet: run `clipsearch index FOLDER` first")
             self.identity, _ = resolve_model(self.catalog, model, pretrained)
-            self.index, _ = VectorIndex.open(data_dir, self.catalog, self.identity.dim)
         except BaseException:
             self.catalog.close()  # the caller gets no Searcher to close
             raise
         self._data_dir = data_dir
         self._device = device
         self._precision = precision
+        self._index: VectorIndex | None = None
         self._encoder: Encoder | None = None
         # The numpy copy answers on the CPU without importing torch; asking for a device or int8 means torch.
         self._numpy_allowed = device in ("auto", "cpu") and precision != "int8"
-        self._query_model = QueryModel.open(data_dir.query_model, self.identity) if self._numpy_allowed else None
+        self._query_model: QueryModel | None = None
+        self._looked_for_copy = False
 
     def close(self) -> None:
         self.catalog.close()
 
     @property
+    def index(self) -> VectorIndex:
+        if self._index is None:
+            self._index, how = VectorIndex.open(self._data_dir, self.catalog, self.identity.dim)
+            if how == "rebuilt":
+                self._keep(self._index)
+        return self._index
+
+    def _keep(self, index: VectorIndex) -> None:
+        """Save an index this query had to rebuild (minutes, at a million photos) for the queries after it,
+        unless a writer holds the database (it saves its own) or the folder cannot be written."""
+        from clipsearch.pipeline import Reporter, writer_lock
+
+        with contextlib.suppress(ClipsearchError, OSError), writer_lock(self._data_dir, False, Reporter()):
+            index.catch_up(self.catalog)
+            index.save(self._data_dir, self.catalog.get_setting("catalog_id") or "")
+
+    @property
     def encoder(self) -> Encoder:
-        """The open_clip model itself, loaded on first use."""
+        """The open_clip model itself, loaded on first use; loading it also writes the numpy copy."""
         if self._encoder is None:
             self._encoder = Encoder(self.identity, self._device, self._precision, export_to=self._data_dir.query_model)
-            if self._numpy_allowed and self._query_model is None:
-                # Loading the model just left its numpy copy behind (when the model's shape allows one): from
-                # now on every query, here and in later processes, takes the same path.
-                self._query_model = QueryModel.open(self._data_dir.query_model, self.identity)
+            self._looked_for_copy = False  # there may be one now: from then on, every query takes the same path
         return self._encoder
 
     @property
     def query_model(self) -> QueryModel | None:
         """The model's numpy copy, when queries can use it: no torch import, and the same answers in every process."""
-        if self._query_model is None and self._numpy_allowed and self._encoder is None:
-            self.encoder  # noqa: B018 (loads the model, which writes the copy)
+        if not self._numpy_allowed:
+            return None
+        if self._query_model is None and not self._looked_for_copy:
+            self._looked_for_copy = True
+            self._query_model = QueryModel.open(self._data_dir.query_model, self.identity)
+            if self._query_model is None and self._encoder is None:
+                self.encoder  # noqa: B018 (loads the model, which writes the copy)
+                return self.query_model
         return self._query_model
 
-    def text(self, query: str, options: QueryOptions) -> list[SearchResult]:
-        if not query.strip():
+    def texts(self, queries: list[str], options: QueryOptions) -> list[SearchResult]:
+        if not queries:
+            return []
+        if any(not query.strip() for query in queries):
             raise UsageError("the query is empty: describe what you are looking for")
         copy = self.query_model
-        vector = copy.embed_texts([query])[0] if copy else self.encoder.embed_texts([query])[0]
-        return self._search(vector, options, query=query)
+        vectors = copy.embed_texts(queries) if copy else self.encoder.embed_texts(queries)
+        self._make_room_for_the_index()
+        return [r for query, vector in zip(queries, vectors) for r in self._search(vector, options, query=query)]
 
-    def image(self, path: str, options: QueryOptions) -> list[SearchResult]:
-        resolved = os.path.realpath(path)
-        stored = self.catalog.find(resolved)
-        if stored is not None:
-            record, vector = stored
-            exclude = None if options.include_self else record.id
-            return self._search(vector, options, query=path, exclude=exclude)
-        vector = self._embed_file(resolved)
-        return self._search(vector, options, query=path)
+    def images(self, paths: list[str], options: QueryOptions) -> list[SearchResult]:
+        wanted = []
+        for path in paths:
+            resolved = os.path.realpath(path)
+            stored = self.catalog.find(resolved)
+            if stored is not None:
+                record, vector = stored
+                wanted.append((path, vector, None if options.include_self else record.id))
+            else:
+                wanted.append((path, self._embed_file(resolved), None))
+        self._make_room_for_the_index()
+        return [r for path, vector, exclude in wanted for r in self._search(vector, options, query=path,
+                                                                             exclude=exclude)]
+
+    def _make_room_for_the_index(self) -> None:
+        # Once the queries are embedded, a torch model that a later query in this process will not need gives
+        # its memory back before the index arrives: at a million photos that keeps a query under 3 GB.
+        if self._index is None and self._encoder is not None:
+            self._encoder = None
+            gc.collect()
 
     def _embed_file(self, path: str) -> np.ndarray:
         # visible(): an error is one line on stderr, even for a name with a newline in it.
@@ -102,11 +141,11 @@ class Searcher:
                 exclude: int | None = None) -> list[SearchResult]:
         wanted = options.limit + (exclude is not None)
         if options.within is not None:
-            allowed = self.catalog.ids_under(os.path.realpath(options.within))
-            if len(allowed) <= EXACT_SEARCH_LIMIT:
-                hits = _exact(self.catalog, vector, allowed, wanted)
+            folder = os.path.realpath(options.within)
+            if self.catalog.count_under(folder) <= EXACT_SEARCH_LIMIT:
+                hits = _exact(self.catalog.vectors_under(folder), vector, wanted)
             else:
-                hits = self.index.search(vector, wanted, allowed=set(allowed.tolist()))
+                hits = self.index.search(vector, wanted, allowed=set(self.catalog.ids_under(folder).tolist()))
         else:
             hits = self.index.search(vector, wanted)
         hits = [h for h in hits if h.id != exclude][:options.limit]
@@ -123,13 +162,16 @@ class Searcher:
         return results
 
 
-def _exact(catalog: Catalog, vector: np.ndarray, ids: np.ndarray, k: int) -> list[Hit]:
-    best: list[Hit] = []
-    for chunk_ids, vectors in catalog.vectors(ids.tolist()):
-        scores = vectors @ vector
-        best += [Hit(int(i), float(s)) for i, s in zip(chunk_ids, scores)]
-        best = sorted(best, key=lambda h: -h.score)[:k]
-    return best
+def _exact(chunks: Iterator[tuple[np.ndarray, np.ndarray]], vector: np.ndarray, k: int) -> list[Hit]:
+    best_ids, best_scores = np.empty(0, np.int64), np.empty(0, np.float32)
+    for ids, vectors in chunks:
+        best_ids = np.concatenate([best_ids, ids])
+        best_scores = np.concatenate([best_scores, vectors @ vector])
+        if len(best_scores) > k:
+            keep = np.argpartition(-best_scores, k)[:k]
+            best_ids, best_scores = best_ids[keep], best_scores[keep]
+    order = np.argsort(-best_scores, kind="stable")
+    return [Hit(int(best_ids[i]), float(best_scores[i])) for i in order]
 
 
 @dataclass(frozen=True)

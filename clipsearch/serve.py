@@ -177,11 +177,8 @@ class SearchServer:
     def warm_up(self) -> None:
         """Load everything a query needs now, so the first user does not wait for it."""
         searcher = self._open()
-        copy = searcher.query_model
-        if copy is None:
-            searcher.encoder.embed_texts(["a photo"])
-        else:
-            copy.embed_texts(["a photo"])
+        searcher.index  # noqa: B018 (first, so that the model is kept: see Searcher._make_room_for_the_index)
+        searcher.texts(["a photo"], QueryOptions(limit=1))
 
     def answer(self, request: dict[str, Any]) -> dict[str, Any]:
         base = {"version": PROTOCOL_VERSION}
@@ -196,9 +193,7 @@ class SearchServer:
             queries, kind = request["queries"], request["kind"]
             if kind not in ("text", "image") or not isinstance(queries, list):
                 raise UsageError(f"the server does not answer {kind!r} requests")
-            results = []
-            for query in queries:
-                results += searcher.text(query, options) if kind == "text" else searcher.image(query, options)
+            results = searcher.texts(queries, options) if kind == "text" else searcher.images(queries, options)
             self.answered += 1
             return {**base, "results": [asdict(r) for r in results]}
         except ClipsearchError as error:

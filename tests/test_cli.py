@@ -170,8 +170,11 @@ def test_a_deleted_hnsw_file_is_rebuilt(indexed_library: IndexedLibrary, tmp_pat
     (db / "vectors.hnsw").unlink()
     assert "missing" in run_cli("status", "--db", db).stdout
     assert query_json(db, "a white hexagon") == before
+    # The query that rebuilt it saved it: the next one loads it.
+    assert "current" in run_cli("status", "--db", db).stdout
     (db / "vectors.hnsw").write_bytes(b"garbage")
     assert query_json(db, "a white hexagon") == before
+    assert "current" in run_cli("status", "--db", db).stdout
 
 
 def test_incremental_add_modify_delete_and_rename(photo_library, test_model: TinyModel, tmp_path: Path) -> None:
