@@ -24,7 +24,8 @@ so that load from other work on the machine falls on every configuration alike. 
              it (right after the model is built, before quantisation): clipsearch does not do this today. Each
              embedding is compared with the un-reparameterised fp32 one.
   text       milliseconds of Encoder.embed_texts for one short query: what each `clipsearch query` pays once
-             the model is loaded (the text tower is never quantised or reparameterised).
+             the model is loaded (the text tower is never quantised or reparameterised). Timed in bursts of 5
+             queries, interleaved across models; the median over the quiet bursts, as for images.
   size       parameters of the image and text towers, input size, the fp32 checkpoint's size (published open_clip
              weights are fp32 too, so the download is about this size), and the model load time.
 
@@ -68,6 +69,7 @@ from clipsearch.errors import UsageError  # noqa: E402
 CANDIDATES = ("ViT-B-32", "ViT-B-32-256", "MobileCLIP2-S0", "MobileCLIP-S2", "MobileCLIP2-S2", "ViT-B-16")
 QUERY = "a red bicycle leaning against a brick wall"
 REPARAM_HOOKS = ("reparameterize", "fuse", "switch_to_deploy")  # what timm.utils.reparameterize_model calls
+TEXT_BURST, TEXT_ROUNDS = 5, 8  # text queries are timed in bursts of 5, at least 8 bursts per model
 QUIET_CORES = 0.15  # a batch during which other processes kept fewer cores than this busy counts as quiet
 
 
@@ -251,19 +253,43 @@ def _prepare(name: str, spec: dict, work: Path, log: Callable[[str], None]) -> t
 
 
 def _time_texts(encoders: dict[str, Encoder], spec: dict, log: Callable[[str], None]) -> dict[str, dict]:
-    """Median ms of one short query per model, in interleaved rounds."""
+    """ms per short query for each model: bursts of TEXT_BURST queries, interleaved, quiet bursts preferred."""
     log(f"text query on {len(encoders)} models, interleaved")
     for encoder in encoders.values():
         for _ in range(3):
             encoder.embed_texts([QUERY])
-    times: dict[str, list[float]] = {name: [] for name in encoders}
-    for _ in range(max(15, spec["min_batches"])):
+    bursts: dict[str, list[tuple[float, float | None]]] = {name: [] for name in encoders}
+    began = time.perf_counter()
+
+    def more() -> bool:
+        if len(next(iter(bursts.values()))) < TEXT_ROUNDS:
+            return True
+        short = any(sum(_is_quiet(others) for _, others in values) < TEXT_ROUNDS // 2 for values in bursts.values())
+        return short and time.perf_counter() - began < spec["patience"] / 4
+
+    while more():
         for name, encoder in encoders.items():
-            start = time.perf_counter()
-            encoder.embed_texts([QUERY])
-            times[name].append((time.perf_counter() - start) * 1000)
-    return {name: {"ms": statistics.median(values), "min": min(values), "max": max(values), "runs": len(values)}
-            for name, values in times.items()}
+            wall, others = _timed(lambda encoder=encoder: [encoder.embed_texts([QUERY]) for _ in range(TEXT_BURST)])
+            bursts[name].append((wall * 1000 / TEXT_BURST, others))
+    figures = {}
+    for name, values in bursts.items():
+        every = [ms for ms, _ in values]
+        quiet = [ms for ms, others in values if _is_quiet(others)]
+        figures[name] = {"ms": statistics.median(quiet or every), "quiet_bursts": len(quiet), "bursts": len(values),
+                         "queries_per_burst": TEXT_BURST, "ms_all_bursts": statistics.median(every),
+                         "min": min(every), "max": max(every)}
+    return figures
+
+
+def _timed(call: Callable[[], object]) -> tuple[float, float | None]:
+    """Wall seconds of call(), and how many cores other processes kept busy meanwhile (None if unknown)."""
+    busy, own, start = _busy_seconds(), time.process_time(), time.perf_counter()
+    call()
+    wall = time.perf_counter() - start
+    busy_after = _busy_seconds()
+    if busy is None or busy_after is None:
+        return wall, None
+    return wall, max(0.0, (busy_after - busy) - (time.process_time() - own)) / wall
 
 
 def _busy_seconds() -> float | None:
@@ -299,13 +325,7 @@ def _time_images(configs: list[Timed], spec: dict, log: Callable[[str], None]) -
     while more():
         rounds += 1
         for config in configs:
-            busy, own, start = _busy_seconds(), time.process_time(), time.perf_counter()
-            config.encoder.embed_pixels(config.pixels)
-            wall = time.perf_counter() - start
-            busy_after = _busy_seconds()
-            others = None
-            if busy is not None and busy_after is not None:
-                others = max(0.0, (busy_after - busy) - (time.process_time() - own)) / wall
+            wall, others = _timed(lambda config=config: config.encoder.embed_pixels(config.pixels))
             config.seconds.append(wall)
             config.others.append(others)
         quiet = sum(_is_quiet(config.others[-1]) for config in configs)
@@ -426,8 +446,10 @@ def _report(results: list[dict], header: dict) -> None:
             notes.append("auto: the image tower has no transformer MLP Linear, so nothing is quantised (auto = fp32, "
                          "and --precision int8 is refused)")
         tags = result["open_clip_tags"]
-        notes.append(f"text query: {result['text']['ms']:.0f} ms (range {result['text']['min']:.0f}-"
-                     f"{result['text']['max']:.0f} over {result['text']['runs']} runs)")
+        text = result["text"]
+        notes.append(f"text query: {text['ms']:.0f} ms (median of {text['quiet_bursts']} quiet bursts of "
+                     f"{text['queries_per_burst']}; all {text['bursts']}: median {text['ms_all_bursts']:.0f}, range "
+                     f"{text['min']:.0f}-{text['max']:.0f})")
         notes.append(f"open_clip's first tag: {tags[0] if tags else '-'} ({len(tags)} tags); clipsearch's weights "
                      f"come from hf-hub:{result.get('hf_hub') or '-'}")
         print(f"{result['model']}:")

@@ -24,14 +24,16 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import numpy as np
-import sqlite_utils
 
 from clipsearch.errors import CatalogError
 
-Migration = Callable[[sqlite_utils.Database], None]
+if TYPE_CHECKING:
+    import sqlite_utils
+
+Migration = Callable[["sqlite_utils.Database"], None]
 _Method = TypeVar("_Method", bound=Callable[..., Any])
 
 
@@ -228,7 +230,6 @@ class Catalog:
             if create:
                 path.parent.mkdir(parents=True, exist_ok=True)
             self._conn = sqlite3.connect(str(path), timeout=30, isolation_level=None, check_same_thread=False)
-            self.db = sqlite_utils.Database(self._conn)
             self._conn.execute("PRAGMA busy_timeout = 30000")
             self._migrate(create)
             if create:
@@ -282,10 +283,13 @@ class Catalog:
             # Set before the first table, the only time it can be set cheaply: with 4 KB pages a row and its 2 KB
             # vector fill a page each (4.2 KB a photo); 16 KB pages hold six (2.5 KB a photo, measured at 50k).
             self._conn.execute(f"PRAGMA page_size = {CATALOG_PAGE_SIZE}")
-        self.db.enable_wal()
+        import sqlite_utils  # 70 ms to import: only when there is a schema to create or migrate
+
+        db = sqlite_utils.Database(self._conn)
+        db.enable_wal()
         for number, migration in enumerate(MIGRATIONS[version:], start=version + 1):
             with self.transaction():
-                migration(self.db)
+                migration(db)
                 # PRAGMA takes no parameters; `number` is our own int, never data from the file or the user.
                 self._conn.execute(f"PRAGMA user_version = {int(number)}")
 
