@@ -50,9 +50,10 @@ import numpy as np  # noqa: E402
 
 from clipsearch.config import DEFAULT_MODEL, DEFAULT_PRETRAINED, DataDir  # noqa: E402
 from clipsearch.crawl import crawl  # noqa: E402
-from clipsearch.encoder import Encoder, ModelSpec, default_pretrained, identify  # noqa: E402
+from clipsearch.encoder import Encoder  # noqa: E402
 from clipsearch.errors import ImageError  # noqa: E402
 from clipsearch.images import decode_image, prepare_pixels, read_file  # noqa: E402
+from clipsearch.models import ModelSpec, default_pretrained, identify  # noqa: E402
 
 TEST_CONFIG = REPO / "tests" / "model" / "clipsearch-test-tiny.json"
 TEST_WEIGHTS = REPO / "tests" / "model" / "clipsearch-test-tiny.pt"

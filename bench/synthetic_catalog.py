@@ -52,7 +52,7 @@ from synthetic_vectors import ClipLikeVectors, Shape  # noqa: E402
 
 from clipsearch.catalog import Catalog, NewFile  # noqa: E402
 from clipsearch.config import DataDir  # noqa: E402
-from clipsearch.encoder import MODEL_SETTING, resolve_model  # noqa: E402
+from clipsearch.models import MODEL_SETTING, resolve_model  # noqa: E402
 from clipsearch.vectors import HNSW_EF_CONSTRUCTION, HNSW_M, VectorIndex  # noqa: E402
 
 TEST_CONFIG = REPO / "tests" / "model" / "clipsearch-test-tiny.json"

@@ -24,7 +24,8 @@ from typing import Any
 
 import numpy as np
 
-from clipsearch.encoder import ModelIdentity, Preprocessing
+from clipsearch.encoder import Preprocessing
+from clipsearch.models import ModelIdentity
 from clipsearch.tokenizer import ClipTokenizer
 from clipsearch.vectors import fingerprint
 

@@ -12,9 +12,10 @@ import numpy as np
 
 from clipsearch.catalog import Catalog
 from clipsearch.config import DataDir
-from clipsearch.encoder import MODEL_SETTING, Encoder, ModelIdentity, resolve_model
+from clipsearch.encoder import Encoder
 from clipsearch.errors import ClipsearchError, ImageError, UsageError
 from clipsearch.images import decode_image, prepare_pixels, read_file
+from clipsearch.models import MODEL_SETTING, ModelIdentity, resolve_model
 from clipsearch.query_model import QueryModel, read_manifest
 from clipsearch.render import visible
 from clipsearch.results import QueryOptions, SearchResult
@@ -24,6 +25,7 @@ from clipsearch.vectors import Hit, VectorIndex, trusted_state
 # Below this many candidates, a folder filter is answered by exact search over their vectors:
 # faster than steering HNSW through a sparse filter, and never short of results.
 EXACT_SEARCH_LIMIT = 50_000
+TEXT_CACHE_SIZE = 4096  # 2 KB a vector at 512 dimensions
 
 
 class Searcher:
@@ -49,6 +51,7 @@ class Searcher:
         self._numpy_allowed = device in ("auto", "cpu") and precision != "int8"
         self._query_model: QueryModel | None = None
         self._looked_for_copy = False
+        self._text_vectors: dict[str, np.ndarray] = {}  # repeated queries (a server's, `query -`'s) embed once
 
     def close(self) -> None:
         self.catalog.close()
@@ -96,8 +99,14 @@ class Searcher:
             return []
         if any(not query.strip() for query in queries):
             raise UsageError("the query is empty: describe what you are looking for")
-        copy = self.query_model
-        vectors = copy.embed_texts(queries) if copy else self.encoder.embed_texts(queries)
+        new = list(dict.fromkeys(q for q in queries if q not in self._text_vectors))
+        if new:
+            copy = self.query_model
+            for query, vector in zip(new, copy.embed_texts(new) if copy else self.encoder.embed_texts(new)):
+                self._text_vectors[query] = vector
+        vectors = [self._text_vectors[q] for q in queries]
+        while len(self._text_vectors) > TEXT_CACHE_SIZE:  # oldest first: dicts keep insertion order
+            del self._text_vectors[next(iter(self._text_vectors))]
         self._make_room_for_the_index()
         return [r for query, vector in zip(queries, vectors) for r in self._search(vector, options, query=query)]
 

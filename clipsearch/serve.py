@@ -149,7 +149,7 @@ class SearchServer:
 
     def _open(self) -> Any:
         """A Searcher for the database as it is now: reopened when the catalogue file or its model changes."""
-        from clipsearch.encoder import MODEL_SETTING, ModelIdentity
+        from clipsearch.models import MODEL_SETTING, ModelIdentity
 
         identity = self._catalog_identity()
         searcher = self._searcher

@@ -17,7 +17,8 @@ from conftest import IndexedLibrary, TinyModel, model_args, run_cli
 from photos import write_photo
 from scenes import COLOURS, DIRECTIONS, SHAPES, random_scene, shape_captions
 
-from clipsearch.encoder import Encoder, ModelSpec, identify
+from clipsearch.encoder import Encoder
+from clipsearch.models import ModelSpec, identify
 
 REPO = Path(__file__).resolve().parent.parent
 

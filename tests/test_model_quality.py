@@ -6,8 +6,9 @@ import numpy as np
 from conftest import TinyModel
 from quality import measure
 
-from clipsearch.encoder import Encoder, ModelSpec, identify
+from clipsearch.encoder import Encoder
 from clipsearch.images import prepare_pixels
+from clipsearch.models import ModelSpec, identify
 
 MAX_CHECKPOINT_BYTES = 16 * 1024 * 1024
 

@@ -7,8 +7,9 @@ from pathlib import Path
 import numpy as np
 from conftest import TinyModel, model_args, run_cli
 
-from clipsearch.encoder import Encoder, ModelSpec, identify
+from clipsearch.encoder import Encoder
 from clipsearch.images import decode_image, prepare_pixels, read_file
+from clipsearch.models import ModelSpec, identify
 
 
 def test_int8_embeddings_stay_within_0_99_cosine_of_fp32(random_vit, photo_library) -> None:

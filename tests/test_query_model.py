@@ -14,8 +14,9 @@ import pytest
 from conftest import IndexedLibrary, TinyModel, model_args, run_cli
 from test_cli import shows
 
-from clipsearch.encoder import Encoder, ModelSpec, identify
+from clipsearch.encoder import Encoder
 from clipsearch.images import decode_image, prepare_pixels, read_file
+from clipsearch.models import ModelSpec, identify
 from clipsearch.query_model import QueryModel
 from clipsearch.tokenizer import ClipTokenizer
 
@@ -95,7 +96,7 @@ def test_a_damaged_or_foreign_copy_is_ignored_and_replaced(indexed_library: Inde
     db = tmp_path / "db"
     shutil.copytree(indexed_library.db, db)
     expected = json.loads(run_cli("query", "a green square", "--db", db, "-f", "json").stdout)
-    weights, manifest = db / "query-model" / "weights.f16", db / "query-model" / "manifest.json"
+    weights, manifest = db / "query-model" / "weights.bin", db / "query-model" / "manifest.json"
     if damage == "overwritten":
         with weights.open("r+b") as handle:
             handle.write(b"\x7f" * 4096)  # same size, garbage at the start

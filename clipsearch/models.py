@@ -1,0 +1,218 @@
+"""Which model a database uses: what the user asked for, its identity, and whether the two agree.
+
+Everything here works without torch or open_clip: a model's vector size is read from its
+config JSON, so `status`, queries answered by the numpy copy and the server's client never
+pay for importing them.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import importlib.util
+import json
+import logging
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from clipsearch.config import DEFAULT_MODEL, DEFAULT_PRETRAINED
+from clipsearch.errors import ModelError, ModelMismatchError, UsageError
+
+if TYPE_CHECKING:
+    from clipsearch.catalog import Catalog
+
+MODEL_SETTING = "model"
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """What the user asked for: an open_clip architecture (or config JSON) and weights (tag or file)."""
+
+    model: str
+    pretrained: str | None
+
+    @property
+    def config_path(self) -> Path | None:
+        path = Path(self.model).expanduser()
+        return path.resolve() if self.model.endswith(".json") or path.is_file() else None
+
+    @property
+    def architecture(self) -> str:
+        config = self.config_path
+        return config.stem if config else self.model
+
+    @property
+    def checkpoint_path(self) -> Path | None:
+        if self.pretrained is None:
+            return None
+        path = Path(self.pretrained).expanduser()
+        looks_like_path = path.exists() or "/" in self.pretrained or path.suffix in {".pt", ".bin", ".pth",
+                                                                                       ".safetensors"}
+        return path.resolve() if looks_like_path else None
+
+
+@dataclass(frozen=True)
+class ModelIdentity:
+    """What a database records about its model, so every later command uses the same one."""
+
+    architecture: str
+    pretrained: str | None  # a tag from open_clip's registry
+    checkpoint_sha256: str | None  # a local checkpoint file's content
+    checkpoint_path: str | None
+    config_path: str | None
+    dim: int
+
+    def describe(self) -> str:
+        if self.pretrained:
+            return f"{self.architecture} ({self.pretrained})"
+        if self.checkpoint_path:
+            return f"{self.architecture} (checkpoint {self.checkpoint_path}, sha256 {self.checkpoint_sha256[:12]})"
+        return f"{self.architecture} (random weights)"
+
+    def same_model(self, other: ModelIdentity) -> bool:
+        return (self.architecture, self.pretrained, self.checkpoint_sha256, self.dim) == (
+            other.architecture, other.pretrained, other.checkpoint_sha256, other.dim)
+
+    def spec(self) -> ModelSpec:
+        return ModelSpec(self.config_path or self.architecture, self.checkpoint_path or self.pretrained)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> ModelIdentity:
+        return cls(**{key: data.get(key) for key in cls.__dataclass_fields__})
+
+
+def _builtin_config(architecture: str) -> dict | None:
+    spec = importlib.util.find_spec("open_clip")
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    path = Path(next(iter(spec.submodule_search_locations))) / "model_configs" / f"{architecture}.json"
+    return json.loads(path.read_text()) if path.is_file() else None
+
+
+def _file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        while chunk := handle.read(1 << 20):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def identify(spec: ModelSpec, hash_cache: dict[str, list] | None = None) -> ModelIdentity:
+    """The identity of a spec, without loading the model."""
+    config_path = spec.config_path
+    if config_path is not None:
+        if not config_path.is_file():
+            raise UsageError(f"--model {spec.model}: no such model config file")
+        try:
+            config = json.loads(config_path.read_text())
+            dim = int(config["embed_dim"])
+        except (OSError, ValueError, KeyError, TypeError) as error:
+            raise UsageError(f"--model {config_path}: not an open_clip model config ({error})") from error
+    else:
+        config = _builtin_config(spec.model)
+        if config is None:
+            raise UsageError(f"--model {spec.model}: unknown open_clip model (pass a name from open_clip's "
+                             "list_models(), or the path to a model config JSON)")
+        dim = int(config["embed_dim"])
+    checkpoint = spec.checkpoint_path
+    sha = None
+    if checkpoint is not None:
+        if not checkpoint.is_file():
+            raise UsageError(f"--pretrained {spec.pretrained}: no such checkpoint file")
+        stat = checkpoint.stat()
+        cached = (hash_cache or {}).get(str(checkpoint))
+        if cached and cached[:2] == [stat.st_size, stat.st_mtime_ns]:
+            sha = cached[2]
+        else:
+            sha = _file_sha256(checkpoint)
+            if hash_cache is not None:
+                hash_cache[str(checkpoint)] = [stat.st_size, stat.st_mtime_ns, sha]
+    return ModelIdentity(
+        architecture=spec.architecture,
+        pretrained=None if checkpoint else spec.pretrained,
+        checkpoint_sha256=sha,
+        checkpoint_path=str(checkpoint) if checkpoint else None,
+        config_path=str(config_path) if config_path else None,
+        dim=dim,
+    )
+
+
+def default_pretrained(architecture: str) -> str:
+    """open_clip's first pretrained tag for an architecture: what `--model NAME` alone means."""
+    if architecture == DEFAULT_MODEL:
+        return DEFAULT_PRETRAINED
+    with quiet_root_logger():
+        import open_clip
+
+        tags = open_clip.list_pretrained_tags_by_model(architecture)
+    if not tags:
+        raise UsageError(f"--model {architecture} has no pretrained weights in open_clip: pass --pretrained "
+                         "with a checkpoint file")
+    return tags[0]
+
+
+def resolve_model(catalog: Catalog, model: str | None, pretrained: str | None, *, reindex: bool = False,
+                  ) -> tuple[ModelIdentity, bool]:
+    """The model a command must use on this catalogue, and whether it replaces the recorded one.
+
+    Nothing asked for: the recorded model (or the default for a new database). Something asked
+    for that differs from the record of a non-empty database: refused, unless `reindex`.
+    """
+    stored_data = catalog.get_json(MODEL_SETTING)
+    stored = ModelIdentity.from_dict(stored_data) if stored_data else None
+    if stored is not None and catalog.count() == 0:
+        stored = None  # nothing embedded yet (a first run that failed): not bound to any model
+    if model is None and pretrained is None:
+        if stored is None:
+            return identify(ModelSpec(DEFAULT_MODEL, DEFAULT_PRETRAINED)), True
+        for what, path, option in (("model config", stored.config_path, "--model"),
+                                   ("checkpoint", stored.checkpoint_path, "--pretrained")):
+            if path and not Path(path).is_file():
+                raise ModelError(f"the {what} this database was indexed with, {path}, is missing: "
+                                 f"pass {option} PATH to where it is now")
+        return stored, False
+    base = stored.spec() if stored else ModelSpec(DEFAULT_MODEL, DEFAULT_PRETRAINED)
+    asked_model = model or base.model
+    asked_pretrained = pretrained
+    if asked_pretrained is None:
+        if model is None or ModelSpec(model, None).architecture == ModelSpec(base.model, None).architecture:
+            asked_pretrained = base.pretrained
+        elif ModelSpec(model, None).config_path is not None:
+            raise UsageError(f"--model {model}: a local model config needs its weights: add --pretrained CHECKPOINT")
+        else:
+            asked_pretrained = default_pretrained(model)
+    hash_cache = catalog.get_json("checkpoint_hashes") or {}
+    cache_before = json.dumps(hash_cache, sort_keys=True)
+    identity = identify(ModelSpec(asked_model, asked_pretrained), hash_cache)
+    if json.dumps(hash_cache, sort_keys=True) != cache_before:
+        catalog.set_json("checkpoint_hashes", hash_cache)
+    if stored is None:
+        return identity, True
+    if not stored.same_model(identity):
+        if reindex:
+            return identity, True
+        raise ModelMismatchError(
+            f"this database was indexed with {stored.describe()}, not {identity.describe()}: leave out "
+            "--model/--pretrained to use its model, pick another --db, or re-embed everything with "
+            "`clipsearch index --reindex`"
+        )
+    if (identity.checkpoint_path, identity.config_path) != (stored.checkpoint_path, stored.config_path):
+        catalog.set_json(MODEL_SETTING, identity.to_dict())  # the same files, moved: remember where they are now
+    return identity, False
+
+
+@contextlib.contextmanager
+def quiet_root_logger() -> Iterator[None]:
+    # open_clip logs through the root logger; with no handler Python would print its warnings.
+    root = logging.getLogger()
+    handler = logging.NullHandler()
+    root.addHandler(handler)
+    try:
+        yield
+    finally:
+        root.removeHandler(handler)
