@@ -23,9 +23,10 @@ so that load from other work on the machine falls on every configuration alike. 
              blocks folded for inference by `reparameterize_for_inference` below, called where Encoder would call
              it (right after the model is built, before quantisation): clipsearch does not do this today. Each
              embedding is compared with the un-reparameterised fp32 one.
-  text       milliseconds of Encoder.embed_texts for one short query: what each `clipsearch query` pays once
-             the model is loaded (the text tower is never quantised or reparameterised). Timed in bursts of 5
-             queries, interleaved across models; the median over the quiet bursts, as for images.
+  text       milliseconds for one short query, through Encoder.embed_texts (torch; the text tower is never
+             quantised or reparameterised) and through clipsearch's numpy copy of the model, which `clipsearch
+             query` runs instead of torch once it has been exported (where this clipsearch has one). Timed in
+             bursts of 5 queries, interleaved across models; the median over the quiet bursts, as for images.
   size       parameters of the image and text towers, input size, the fp32 checkpoint's size (published open_clip
              weights are fp32 too, so the download is about this size), and the model load time.
 
@@ -64,8 +65,8 @@ import numpy as np  # noqa: E402
 
 from clipsearch import encoder as encoder_module  # noqa: E402
 from clipsearch.encoder import Encoder  # noqa: E402
-from clipsearch.models import ModelSpec, default_pretrained, identify  # noqa: E402
 from clipsearch.errors import UsageError  # noqa: E402
+from clipsearch.models import ModelSpec, default_pretrained, identify  # noqa: E402
 
 # MobileCLIP2-S2 is left out: its config is MobileCLIP-S2's (fastvit_mci2 at 256 px, the same text tower), so its
 # speed is too; name it with --models to see.
@@ -186,10 +187,12 @@ class Timed:
     others: list[float | None] = field(default_factory=list)  # cores other processes used during each batch
 
 
-def _prepare(name: str, spec: dict, work: Path, log: Callable[[str], None]) -> tuple[dict, list[Timed], Encoder]:
+def _prepare(name: str, spec: dict, work: Path, log: Callable[[str], None],
+             query_models: dict[str, Any]) -> tuple[dict, list[Timed], Encoder]:
     """Build `name` with random weights, load it every way it is measured, and check the variants' embeddings.
 
-    Returns the model's figures so far, the configurations to time, and its fp32 Encoder (for the text query).
+    Returns the model's figures so far, the configurations to time, and its fp32 Encoder (for the text query);
+    puts its numpy query model, if clipsearch can make one, in `query_models`.
     """
     import open_clip
     import torch
@@ -242,6 +245,8 @@ def _prepare(name: str, spec: dict, work: Path, log: Callable[[str], None]) -> t
             if reference is None:
                 reference = embeddings
                 fp32_encoder = encoder
+                log(f"{name}: exporting clipsearch's numpy query model")
+                result["query_model"], query_models[name] = _query_model(encoder, identity, work / f"{name}-query")
             else:
                 run["vs_fp32"] = _compare(reference, embeddings)
             configs.append(Timed(name, label, encoder, pixels))
@@ -251,17 +256,30 @@ def _prepare(name: str, spec: dict, work: Path, log: Callable[[str], None]) -> t
     return result, configs, fp32_encoder
 
 
+def _query_model(encoder: Encoder, identity: Any, folder: Path) -> tuple[dict, Any]:
+    """clipsearch's numpy copy of the model, which `clipsearch query` runs instead of torch when there is one."""
+    try:
+        from clipsearch.query_model import QueryModel, export_query_model, read_manifest
+    except ImportError as error:  # a clipsearch without it: every query runs the torch text tower
+        return {"text": False, "image": False, "reason": f"not in this clipsearch ({error})"}, None
+    report = export_query_model(encoder._model, encoder._tokenizer, encoder.preprocessing, identity, folder)
+    info = {"text": report.text, "image": report.image, "reason": report.reason, "bytes": report.size_bytes}
+    manifest = read_manifest(folder, identity) if report.text else None
+    return info, None if manifest is None else QueryModel(folder, manifest)
+
+
 # ---------------------------------------------------------------------------------------------------------------
 # Timing, interleaved.
 
 
-def _time_texts(encoders: dict[str, Encoder], spec: dict, log: Callable[[str], None]) -> dict[str, dict]:
+def _time_texts(embedders: dict[str, Callable[[list[str]], Any]], what: str, spec: dict,
+                log: Callable[[str], None]) -> dict[str, dict]:
     """ms per short query for each model: bursts of TEXT_BURST queries, interleaved, quiet bursts preferred."""
-    log(f"text query on {len(encoders)} models, interleaved")
-    for encoder in encoders.values():
+    log(f"text query ({what}) on {len(embedders)} models, interleaved")
+    for embed in embedders.values():
         for _ in range(3):
-            encoder.embed_texts([QUERY])
-    bursts: dict[str, list[tuple[float, float | None]]] = {name: [] for name in encoders}
+            embed([QUERY])
+    bursts: dict[str, list[tuple[float, float | None]]] = {name: [] for name in embedders}
     began = time.perf_counter()
 
     def more() -> bool:
@@ -271,8 +289,8 @@ def _time_texts(encoders: dict[str, Encoder], spec: dict, log: Callable[[str], N
         return short and time.perf_counter() - began < spec["patience"] / 4
 
     while more():
-        for name, encoder in encoders.items():
-            wall, others = _timed(lambda encoder=encoder: [encoder.embed_texts([QUERY]) for _ in range(TEXT_BURST)])
+        for name, embed in embedders.items():
+            wall, others = _timed(lambda embed=embed: [embed([QUERY]) for _ in range(TEXT_BURST)])
             bursts[name].append((wall * 1000 / TEXT_BURST, others))
     figures = {}
     for name, values in bursts.items():
@@ -350,18 +368,24 @@ def _measure(models: list[str], spec: dict) -> tuple[list[dict], int]:
     results: list[dict] = []
     configs: list[Timed] = []
     fp32_encoders: dict[str, Encoder] = {}
+    query_models: dict[str, Any] = {}
     try:
         for name in models:
-            result, timed, fp32_encoder = _prepare(name, spec, work, log)
+            result, timed, fp32_encoder = _prepare(name, spec, work, log, query_models)
             results.append(result)
             configs += timed
             fp32_encoders[name] = fp32_encoder
+        texts = _time_texts({name: encoder.embed_texts for name, encoder in fp32_encoders.items()}, "torch", spec,
+                            log)
+        numpy_texts = _time_texts({name: model.embed_texts for name, model in query_models.items() if model},
+                                  "numpy query model", spec, log)
+        _time_images(configs, spec, log)
     finally:
+        query_models.clear()
         shutil.rmtree(work, ignore_errors=True)
-    texts = _time_texts(fp32_encoders, spec, log)
-    _time_images(configs, spec, log)
     for result in results:
         result["text"] = texts[result["model"]]
+        result["text_numpy"] = numpy_texts.get(result["model"])
     by_model = {result["model"]: result for result in results}
     for config in configs:
         rates = [len(config.pixels) / seconds for seconds in config.seconds]
@@ -411,7 +435,7 @@ def _report(results: list[dict], header: dict) -> None:
     print("         " + ", ".join(f"{key} {value}" for key, value in header["versions"].items()))
     print()
     columns = ("model", "weights (clipsearch)", "px", "params M img+txt", "ckpt MB", "fp32 img/s", "fp32+reparam",
-               "auto img/s", "auto", "text ms", "load s")
+               "auto img/s", "auto", "text ms", "numpy text ms", "load s")
     rows = []
     for result in results:
         runs = result["runs"]
@@ -420,7 +444,7 @@ def _report(results: list[dict], header: dict) -> None:
             f"{result['params']['image'] / 1e6:.1f} + {result['params']['text'] / 1e6:.1f}",
             f"{result['checkpoint_bytes'] / 1e6:.0f}", _rate(runs["fp32"]), _rate(runs.get("fp32+reparam")),
             _rate(runs["auto"]), runs["auto"]["precision"], f"{result['text']['ms']:.0f}",
-            f"{runs['fp32']['load_s']:.1f}",
+            f"{result['text_numpy']['ms']:.0f}" if result.get("text_numpy") else "-", f"{runs['fp32']['load_s']:.1f}",
         ))
     widths = [max(len(column), *(len(row[i]) for row in rows)) for i, column in enumerate(columns)]
     print("  ".join(column.ljust(width) for column, width in zip(columns, widths)).rstrip())
@@ -453,6 +477,14 @@ def _report(results: list[dict], header: dict) -> None:
         notes.append(f"text query: {text['ms']:.0f} ms (median of {text['quiet_bursts']} quiet bursts of "
                      f"{text['queries_per_burst']}; all {text['bursts']}: median {text['ms_all_bursts']:.0f}, range "
                      f"{text['min']:.0f}-{text['max']:.0f})")
+        query_model, numpy_text = result.get("query_model") or {}, result.get("text_numpy")
+        if numpy_text:
+            notes.append(f"numpy query model (what `clipsearch query` runs once exported): {numpy_text['ms']:.0f} ms "
+                         f"per query (median of {numpy_text['quiet_bursts']} quiet bursts); image tower exported: "
+                         f"{'yes' if query_model.get('image') else 'no'}"
+                         + (f" ({query_model['reason']})" if query_model.get("reason") else ""))
+        elif query_model:
+            notes.append(f"no numpy query model: {query_model.get('reason')}")
         notes.append(f"open_clip's first tag: {tags[0] if tags else '-'} ({len(tags)} tags); clipsearch's weights "
                      f"come from hf-hub:{result.get('hf_hub') or '-'}")
         print(f"{result['model']}:")
