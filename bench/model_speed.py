@@ -19,10 +19,10 @@ so that load from other work on the machine falls on every configuration alike. 
              any, and with --patience, adding rounds until there are enough; the median over all batches is
              reported too. At --precision fp32, and at auto (on a CPU: int8 image-tower MLPs, when the tower
              has any).
-  reparam    for towers with reparameterisable blocks (MobileCLIP's FastViT / MobileOne), the same with the
-             blocks folded for inference by `reparameterize_for_inference` below, called where Encoder would call
-             it (right after the model is built, before quantisation): clipsearch does not do this today. Each
-             embedding is compared with the un-reparameterised fp32 one.
+  reparam    for towers with reparameterisable blocks (MobileCLIP's FastViT / MobileOne), fp32 is timed both
+             ways: as published (Encoder(reparameterize=False)) and with the blocks folded for inference, as
+             clipsearch loads them (clipsearch.encoder.reparameterize_for_inference). Each embedding is compared
+             with the unfolded fp32 one.
   text       milliseconds for one short query, through Encoder.embed_texts (torch; the text tower is never
              quantised or reparameterised) and through clipsearch's numpy copy of the model, which `clipsearch
              query` runs instead of torch once it has been exported (where this clipsearch has one). Timed in
@@ -63,8 +63,7 @@ if (REPO / "clipsearch" / "__init__.py").is_file():
 
 import numpy as np  # noqa: E402
 
-from clipsearch import encoder as encoder_module  # noqa: E402
-from clipsearch.encoder import Encoder  # noqa: E402
+from clipsearch.encoder import REPARAMETERIZE_HOOKS, Encoder  # noqa: E402
 from clipsearch.errors import UsageError  # noqa: E402
 from clipsearch.models import ModelSpec, default_pretrained, identify  # noqa: E402
 
@@ -72,32 +71,8 @@ from clipsearch.models import ModelSpec, default_pretrained, identify  # noqa: E
 # speed is too; name it with --models to see.
 CANDIDATES = ("ViT-B-32", "ViT-B-32-256", "MobileCLIP2-S0", "MobileCLIP-S2", "ViT-B-16")
 QUERY = "a red bicycle leaning against a brick wall"
-REPARAM_HOOKS = ("reparameterize", "fuse", "switch_to_deploy")  # what timm.utils.reparameterize_model calls
 TEXT_BURST, TEXT_ROUNDS = 5, 8  # text queries are timed in bursts of 5, at least 8 bursts per model
 QUIET_CORES = 0.15  # a batch during which other processes kept fewer cores than this busy counts as quiet
-
-
-def reparameterize_for_inference(model: Any) -> bool:
-    """Fold the training-time branches of a reparameterisable image tower into plain convolutions.
-
-    MobileCLIP's towers (timm FastViT-MCi, MobileOne blocks) are published in their training form, with parallel
-    conv + BatchNorm branches per block; Apple's model cards say to reparameterise before inference. The folded
-    tower computes the same function with fewer, larger convolutions. BatchNorm statistics are folded in fp32,
-    even for a model loaded in fp16 on CUDA, then the tower goes back to its dtype. Other towers (ViTs) have no
-    such blocks and are left untouched. Returns whether anything was folded.
-    """
-    visual = model.visual
-    if not any(hasattr(module, hook) for module in visual.modules() for hook in REPARAM_HOOKS):
-        return False
-    try:
-        from timm.utils import reparameterize_model
-    except ImportError:  # no timm, or one too old to have it: the unfolded tower still works, only slower
-        return False
-    dtype = next(visual.parameters()).dtype
-    visual.float()
-    reparameterize_model(visual, inplace=True)
-    visual.to(dtype)
-    return True
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -114,23 +89,6 @@ def _quiet() -> Iterator[None]:
         yield
     finally:
         root.removeHandler(handler)
-
-
-@contextlib.contextmanager
-def _reparameterising_encoder() -> Iterator[None]:
-    """Encoder, with `reparameterize_for_inference` called right after the model is built (the proposed change)."""
-    original = encoder_module._create_model
-
-    def create(open_clip: Any, identity: Any, device: str) -> Any:
-        model = original(open_clip, identity, device)
-        reparameterize_for_inference(model)
-        return model
-
-    encoder_module._create_model = create
-    try:
-        yield
-    finally:
-        encoder_module._create_model = original
 
 
 def _count(module: Any) -> int:
@@ -170,8 +128,8 @@ def _compare(reference: np.ndarray, other: np.ndarray) -> dict:
 
 def _load(identity: Any, precision: str, reparameterise: bool) -> tuple[Encoder, float]:
     began = time.perf_counter()
-    with _quiet(), _reparameterising_encoder() if reparameterise else contextlib.nullcontext():
-        encoder = Encoder(identity, "cpu", precision)
+    with _quiet():
+        encoder = Encoder(identity, "cpu", precision, reparameterize=reparameterise)
     return encoder, time.perf_counter() - began
 
 
@@ -211,7 +169,8 @@ def _prepare(name: str, spec: dict, work: Path, log: Callable[[str], None],
     _settle(network, seed=0)
     visual, total = _count(network.visual), _count(network)
     result["params"] = {"image": visual, "text": total - visual, "total": total}  # "text": the rest, logit scale too
-    reparameterisable = any(hasattr(module, hook) for module in network.visual.modules() for hook in REPARAM_HOOKS)
+    reparameterisable = any(hasattr(module, hook) for module in network.visual.modules()
+                            for hook in REPARAMETERIZE_HOOKS)
     result["reparameterisable"] = reparameterisable
     checkpoint = work / f"{name}-random-weights.pt"
     torch.save(network.state_dict(), checkpoint)

@@ -14,8 +14,10 @@ INDEX_STATE_FILENAME = "vectors.json"
 LOCK_FILENAME = "writer.lock"
 QUERY_MODEL_DIRNAME = "query-model"
 
-DEFAULT_MODEL = "ViT-B-32"
-DEFAULT_PRETRAINED = "laion2b_s34b_b79k"
+# The README's "Models" section says why: rclip's model and weights (so no loss of retrieval quality against it),
+# indexed 2.1x as fast with int8 image MLPs on a CPU.
+DEFAULT_MODEL = "ViT-B-32-256"
+DEFAULT_PRETRAINED = "datacomp_s34b_b86k"
 DEFAULT_MAX_MEGAPIXELS = 200.0
 DEFAULT_RESULTS = 10
 

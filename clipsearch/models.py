@@ -142,10 +142,15 @@ def identify(spec: ModelSpec, hash_cache: dict[str, list] | None = None) -> Mode
     )
 
 
+# Where open_clip lists weaker weights first: ViT-B-32's first tag is "openai" (ImageNet zero-shot 63.3%), and
+# laion2b_s34b_b79k (66.6%) was clipsearch's default before ViT-B-32-256, so `--model ViT-B-32` keeps meaning it.
+PREFERRED_PRETRAINED = {DEFAULT_MODEL: DEFAULT_PRETRAINED, "ViT-B-32": "laion2b_s34b_b79k"}
+
+
 def default_pretrained(architecture: str) -> str:
-    """open_clip's first pretrained tag for an architecture: what `--model NAME` alone means."""
-    if architecture == DEFAULT_MODEL:
-        return DEFAULT_PRETRAINED
+    """What `--model NAME` alone means: our preferred weights, else open_clip's first pretrained tag."""
+    if architecture in PREFERRED_PRETRAINED:
+        return PREFERRED_PRETRAINED[architecture]
     with quiet_root_logger():
         import open_clip
 

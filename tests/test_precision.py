@@ -34,3 +34,30 @@ def test_precision_is_an_option_of_index_and_similar(indexed_library, test_model
     assert refused.exit_code == 2 and "no transformer layers" in refused.stderr
     assert run_cli("index", indexed_library.root, "--db", tmp_path / "db", "--precision", "fp16",
                    *model_args(test_model)).exit_code == 2
+
+
+def test_mobileclip_towers_are_folded_for_inference_without_changing_embeddings(tmp_path: Path) -> None:
+    import open_clip
+    import torch
+
+    torch.manual_seed(0)
+    model = open_clip.create_model("MobileCLIP2-S0", pretrained=None)
+    with torch.no_grad():  # trained-looking BatchNorm statistics, so that folding them has something to get wrong
+        for module in model.modules():
+            if isinstance(module, torch.nn.BatchNorm2d):
+                module.running_mean.normal_(0, 0.2)
+                module.running_var.uniform_(0.5, 2.0)
+    checkpoint = tmp_path / "mobileclip2-s0-random.pt"
+    torch.save(model.state_dict(), checkpoint)
+    identity = identify(ModelSpec("MobileCLIP2-S0", str(checkpoint)))
+    published = Encoder(identity, "cpu", "fp32", reparameterize=False)
+    folded = Encoder(identity, "cpu", "fp32")
+
+    def parameters(encoder: Encoder) -> int:
+        return sum(parameter.numel() for parameter in encoder._model.visual.parameters())
+
+    assert parameters(folded) < parameters(published)
+    size = folded.preprocessing.image_size
+    pixels = np.random.default_rng(0).integers(0, 256, (4, size, size, 3), dtype=np.uint8)
+    cosines = np.sum(published.embed_pixels(pixels) * folded.embed_pixels(pixels), axis=1)
+    assert cosines.min() >= 0.9999, cosines.min()
