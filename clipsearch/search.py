@@ -125,11 +125,14 @@ class Searcher:
                                                                              exclude=exclude)]
 
     def _make_room_for_the_index(self) -> None:
-        # Once the queries are embedded, a torch model that a later query in this process will not need gives
-        # its memory back before the index arrives: at a million photos that keeps a query under 3 GB.
-        if self._index is None and self._encoder is not None:
-            self._encoder = None
-            gc.collect()
+        # Every query is embedded before the index loads, so the models can give their memory back first (the
+        # Searcher reopens them if asked again): at a million photos that keeps a query process under 3 GB.
+        if self._index is not None or (self._encoder is None and self._query_model is None):
+            return
+        self._encoder = self._query_model = None
+        self._looked_for_copy = False
+        gc.collect()
+        _return_freed_memory()
 
     def _embed_file(self, path: str) -> np.ndarray:
         # visible(): an error is one line on stderr, even for a name with a newline in it.
@@ -169,6 +172,14 @@ class Searcher:
             results.append(SearchResult(len(results) + 1, hit.score, record.path, record.width, record.height,
                                         record.taken_at, query))
         return results
+
+
+def _return_freed_memory() -> None:
+    """Hand the heap that freed model weights leave behind back to the OS (glibc keeps it for reuse otherwise)."""
+    with contextlib.suppress(OSError, AttributeError):
+        import ctypes
+
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
 
 
 def _exact(chunks: Iterator[tuple[np.ndarray, np.ndarray]], vector: np.ndarray, k: int) -> list[Hit]:
