@@ -21,6 +21,7 @@ if str(MODEL_DIR) not in sys.path:  # scenes.py lives there, shared with the mod
 from photos import Photo, write_photo_library  # noqa: E402
 
 TEST_MODEL_NAME = "clipsearch-test-tiny"
+TEST_VIT_NAME = "clipsearch-test-tiny-vit"
 
 
 @dataclass(frozen=True)
@@ -65,6 +66,12 @@ TINY_VIT = {
     "vision_cfg": {"image_size": 64, "layers": 3, "width": 128, "head_width": 32, "patch_size": 8},
     "text_cfg": {"context_length": 16, "vocab_size": 49408, "width": 64, "heads": 2, "layers": 1},
 }
+
+
+@pytest.fixture(scope="session")
+def test_vit() -> TinyModel:
+    """The test model's ViT twin, trained the same way: int8 and the numpy image tower apply to it."""
+    return TinyModel(MODEL_DIR / f"{TEST_VIT_NAME}.json", MODEL_DIR / f"{TEST_VIT_NAME}.pt")
 
 
 @pytest.fixture(scope="session")

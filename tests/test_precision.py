@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -61,3 +62,22 @@ def test_mobileclip_towers_are_folded_for_inference_without_changing_embeddings(
     pixels = np.random.default_rng(0).integers(0, 256, (4, size, size, 3), dtype=np.uint8)
     cosines = np.sum(published.embed_pixels(pixels) * folded.embed_pixels(pixels), axis=1)
     assert cosines.min() >= 0.9999, cosines.min()
+
+
+def test_int8_and_fp32_databases_give_the_same_top_10(test_vit: TinyModel, photo_library, tmp_path: Path) -> None:
+    # The trained ViT test model: its scores mean something, so a changed result would be a real difference.
+    # int8 moves scores by a few thousandths, so two results closer than that may trade places, nothing more.
+    root, photos = photo_library
+    databases = {precision: tmp_path / precision for precision in ("fp32", "auto")}
+    for precision, db in databases.items():
+        indexed = run_cli("index", root, "--db", db, "--precision", precision, *model_args(test_vit))
+        assert indexed.exit_code == 0, indexed.stderr
+    texts = ("a blue circle", "a red square", "a green square", "a purple circle", "an arrow pointing up", "a shape")
+    searches = [["query", text] for text in texts] + [["similar", str(photo.path)] for photo in photos[:4]]
+    for search in searches:
+        fp32, int8 = ({r["path"]: r["score"] for r in json.loads(run_cli(*search, "-n", "10", "-f", "json", "--db",
+                                                                           databases[p]).stdout)}
+                      for p in ("fp32", "auto"))
+        assert len(fp32) == 10 and set(int8) == set(fp32), search
+        for rank, (ours, theirs) in enumerate(zip(int8, fp32)):
+            assert ours == theirs or abs(fp32[ours] - fp32[theirs]) < 0.01, (search, rank, ours, theirs)

@@ -1,9 +1,12 @@
 """Train the tiny CLIP that the test suite uses, with open_clip's own model code and loss.
 
-    python tests/model/train.py            # CPU here; uses CUDA automatically when present
+    python tests/model/train.py                                    # CPU here; CUDA when present
+    python tests/model/train.py --model clipsearch-test-tiny-vit   # the ViT variant
 
-Writes tests/model/clipsearch-test-tiny.pt (fp16 state dict) beside the architecture
-config clipsearch-test-tiny.json, and prints the quality gate's figures at the end.
+Writes tests/model/NAME.pt (fp16 state dict) beside the architecture config NAME.json, and
+prints the quality gate's figures at the end. clipsearch-test-tiny (a ResNet image tower) is
+the suite's main model; clipsearch-test-tiny-vit has a ViT image tower, which int8 quantisation
+and the numpy query model apply to. Both take 64-pixel inputs, so they share rendered scenes.
 Everything is seeded, so a rerun on the same device reproduces the same model.
 """
 
@@ -28,8 +31,6 @@ from quality import measure  # noqa: E402
 from scenes import COLOURS, DIRECTIONS, SHAPES, random_scene, render  # noqa: E402
 
 MODEL_NAME = "clipsearch-test-tiny"
-CONFIG = HERE / f"{MODEL_NAME}.json"
-CHECKPOINT = HERE / f"{MODEL_NAME}.pt"
 # One item of each single-object class per batch keeps captions in a batch distinct,
 # which is what ClipLoss's diagonal targets assume.
 CLASSES = [(s, c, None) for s in SHAPES for c in COLOURS] + [("arrow", c, d) for c in COLOURS for d in DIRECTIONS]
@@ -39,6 +40,7 @@ PAIRS_PER_BATCH = 32
 def _render_chunk(args: tuple[int, int, bool]) -> tuple[np.ndarray, list[str]]:
     seed, count, pairs = args
     rng = random.Random(seed)
+    open_clip.add_model_config(HERE / f"{MODEL_NAME}.json")  # every test model's preprocessing is this one's
     _, _, preprocess = open_clip.create_model_and_transforms(MODEL_NAME)
     images, captions = [], []
     for i in range(count):
@@ -85,25 +87,27 @@ def embedders(model: torch.nn.Module, tokenizer, preprocess, device: str):
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--model", default=MODEL_NAME, help=f"a config in tests/model/ (default {MODEL_NAME})")
     parser.add_argument("--steps", type=int, default=3000)
     parser.add_argument("--per-class", type=int, default=500, help="pre-rendered images per single-object class")
     parser.add_argument("--pairs", type=int, default=20000, help="pre-rendered two-object images")
     parser.add_argument("--lr", type=float, default=1e-3)
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--workers", type=int, default=2)
-    parser.add_argument("--out", type=Path, default=CHECKPOINT)
+    parser.add_argument("--out", type=Path, help="default: tests/model/MODEL.pt")
     parser.add_argument("--eval-every", type=int, default=500, help="print the quality gate every N steps")
     args = parser.parse_args()
+    out = args.out or HERE / f"{args.model}.pt"
 
     torch.manual_seed(0)
     random.seed(0)
-    open_clip.add_model_config(CONFIG)
+    open_clip.add_model_config(HERE / f"{args.model}.json")
     started = time.time()
     singles, single_captions, pairs, pair_captions = build_pool(args.per_class, args.pairs, args.workers)
     print(f"rendered {len(singles)} + {len(pairs)} scenes in {time.time() - started:.0f}s", flush=True)
 
-    model, _, preprocess = open_clip.create_model_and_transforms(MODEL_NAME)
-    tokenizer = open_clip.get_tokenizer(MODEL_NAME)
+    model, _, preprocess = open_clip.create_model_and_transforms(args.model)
+    tokenizer = open_clip.get_tokenizer(args.model)
     model.to(args.device).train()
     single_tokens = tokenizer(single_captions)
     pair_tokens = tokenizer(pair_captions)
@@ -152,8 +156,8 @@ def main() -> None:
     print(f"trained {args.steps} steps in {time.time() - started:.0f}s on {args.device}: {report.summary()}",
           flush=True)
     state = {k: v.detach().to("cpu", torch.float16) for k, v in model.state_dict().items()}
-    torch.save(state, args.out)
-    print(f"wrote {args.out} ({args.out.stat().st_size / 1e6:.1f} MB)")
+    torch.save(state, out)
+    print(f"wrote {out} ({out.stat().st_size / 1e6:.1f} MB)")
 
 
 if __name__ == "__main__":
