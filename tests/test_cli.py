@@ -251,6 +251,18 @@ def test_another_model_is_refused_unless_reindex(indexed_library: IndexedLibrary
     assert refused.exit_code == 2 and "not RN50 (openai)" in refused.stderr
 
 
+def test_the_default_model_and_what_a_model_name_alone_means(tmp_path: Path, photo_library) -> None:
+    _, photos = photo_library
+    root = tmp_path / "photos"
+    root.mkdir()
+    shutil.copy2(photos[0].path, root / "one.jpg")
+    # Offline, the download error names the weights each choice means.
+    default = run_cli("index", root, "--db", tmp_path / "a")
+    assert default.exit_code == 2 and "ViT-B-32-256 (datacomp_s34b_b86k)" in default.stderr, default.stderr
+    named = run_cli("index", root, "--db", tmp_path / "b", "--model", "ViT-B-32")
+    assert named.exit_code == 2 and "ViT-B-32 (laion2b_s34b_b79k)" in named.stderr, named.stderr
+
+
 def test_offline_download_fails_with_a_clear_message(tmp_path: Path, photo_library, test_model: TinyModel) -> None:
     _, photos = photo_library
     root = tmp_path / "photos"
