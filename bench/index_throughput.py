@@ -327,13 +327,15 @@ def _describe_machine(device: str) -> str:
 
     if device == "cuda":
         return f"{torch.cuda.get_device_name()} (CUDA {torch.version.cuda})"
-    cpu = platform.processor() or platform.machine()
+    return f"{device}: {cpu_name()}, {os.cpu_count()} cores, torch using {torch.get_num_threads()} threads"
+
+
+def cpu_name() -> str:
     with contextlib.suppress(OSError):
         for line in Path("/proc/cpuinfo").read_text().splitlines():
             if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    return f"{device}: {cpu}, {os.cpu_count()} cores, torch using {torch.get_num_threads()} threads"
+                return line.split(":", 1)[1].strip()
+    return platform.processor() or platform.machine()
 
 
 def _git_revision() -> str:

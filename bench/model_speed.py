@@ -40,11 +40,9 @@ nearly the same direction, so a cosine near 1 alone would prove little.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import gc
 import importlib.util
 import json
-import logging
 import os
 import platform
 import shutil
@@ -52,7 +50,7 @@ import statistics
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -62,10 +60,11 @@ if (REPO / "clipsearch" / "__init__.py").is_file():
     sys.path.insert(0, str(REPO))  # measure this checkout, even where another clipsearch is installed
 
 import numpy as np  # noqa: E402
+from index_throughput import cpu_name  # noqa: E402  (this folder is on sys.path: the script's own)
 
 from clipsearch.encoder import REPARAMETERIZE_HOOKS, Encoder  # noqa: E402
 from clipsearch.errors import UsageError  # noqa: E402
-from clipsearch.models import ModelSpec, default_pretrained, identify  # noqa: E402
+from clipsearch.models import ModelSpec, default_pretrained, identify, quiet_root_logger  # noqa: E402
 
 # MobileCLIP2-S2 is left out: its config is MobileCLIP-S2's (fastvit_mci2 at 256 px, the same text tower), so its
 # speed is too; name it with --models to see.
@@ -77,18 +76,6 @@ QUIET_CORES = 0.15  # a batch during which other processes kept fewer cores than
 
 # ---------------------------------------------------------------------------------------------------------------
 # Building and loading.
-
-
-@contextlib.contextmanager
-def _quiet() -> Iterator[None]:
-    """open_clip warns through the root logger (random weights, ...); the figures are what this script prints."""
-    root = logging.getLogger()
-    handler = logging.NullHandler()
-    root.addHandler(handler)
-    try:
-        yield
-    finally:
-        root.removeHandler(handler)
 
 
 def _count(module: Any) -> int:
@@ -128,7 +115,7 @@ def _compare(reference: np.ndarray, other: np.ndarray) -> dict:
 
 def _load(identity: Any, precision: str, reparameterise: bool) -> tuple[Encoder, float]:
     began = time.perf_counter()
-    with _quiet():
+    with quiet_root_logger():
         encoder = Encoder(identity, "cpu", precision, reparameterize=reparameterise)
     return encoder, time.perf_counter() - began
 
@@ -164,7 +151,7 @@ def _prepare(name: str, spec: dict, work: Path, log: Callable[[str], None],
 
     log(f"{name}: building it with random weights")
     torch.manual_seed(0)
-    with _quiet():
+    with quiet_root_logger():
         network = open_clip.create_model(name, pretrained=None)
     _settle(network, seed=0)
     visual, total = _count(network.visual), _count(network)
@@ -319,7 +306,7 @@ def _is_quiet(others: float | None) -> bool:
 def _measure(models: list[str], spec: dict) -> tuple[list[dict], int]:
     log = lambda text: print(f"  {text}", file=sys.stderr, flush=True)  # noqa: E731
     began = time.perf_counter()
-    with _quiet():
+    with quiet_root_logger():
         import torch
     log(f"imported torch and open_clip in {time.perf_counter() - began:.1f} s")
 
@@ -358,13 +345,7 @@ def _measure(models: list[str], spec: dict) -> tuple[list[dict], int]:
 
 
 def _machine() -> str:
-    cpu = platform.processor() or platform.machine()
-    with contextlib.suppress(OSError):
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    return f"{cpu}, {os.cpu_count()} cores"
+    return f"{cpu_name()}, {os.cpu_count()} cores"
 
 
 def _versions() -> dict:

@@ -133,7 +133,7 @@ def _adopt_index(work: Path, catalog: Catalog, dim: int, n: int, seed: int) -> t
 
 def _check_rows(catalog: Catalog, index: VectorIndex, generator: ClipLikeVectors, n: int) -> None:
     """Row ids are 1..n in generator order, and searching the index for a row's vector finds that row."""
-    low, high, count = catalog.db.execute("SELECT min(id), max(id), count(*) FROM files").fetchone()
+    low, high, count = catalog._conn.execute("SELECT min(id), max(id), count(*) FROM files").fetchone()
     if (low, high, count) != (1, n, n):
         raise SystemExit(f"synthetic_catalog: row ids run {low}..{high} over {count} rows, expected 1..{n}")
     for row in sorted({0, n // 2, n - 1}):
@@ -241,7 +241,7 @@ def main(argv: list[str] | None = None) -> int:
         figures["catalogue_s"] = time.perf_counter() - mark
         figures["catalogue_generate_s"] = generate_s
         figures["catalogue_rows_per_s"] = args.n / figures["catalogue_s"]
-        catalog.db.execute("PRAGMA wal_checkpoint(TRUNCATE)")  # leave one file, as after a finished `index`
+        catalog._conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")  # leave one file, as after a finished `index`
 
         mark = time.perf_counter()
         if args.index_from is not None:
@@ -258,7 +258,7 @@ def main(argv: list[str] | None = None) -> int:
         mark = time.perf_counter()
         index.save(data_dir, catalog.get_setting("catalog_id") or "")
         figures["index_save_s"] = time.perf_counter() - mark
-        probe_path = catalog.db.execute("SELECT path FROM files WHERE id = ?", (args.n // 2 + 1,)).fetchone()[0]
+        probe_path = catalog._conn.execute("SELECT path FROM files WHERE id = ?", (args.n // 2 + 1,)).fetchone()[0]
         probe_path = os.fsdecode(probe_path)
         del index
     finally:
