@@ -24,9 +24,9 @@ from clipsearch.config import DataDir
 from clipsearch.errors import CatalogError
 
 # Measured by bench/vector_search.py over 1M synthetic CLIP-like 512-d vectors, one query at a time on one
-# thread of a 2-core CPU. M=32, ef_construction=200: recall@10 0.991 at ef=128 (p50 0.64 ms) and 0.996 at
-# ef=256 (p50 1.0 ms) for image-like queries; for low-contrast, text-like ones (best match scoring about 0.44)
-# 0.946 at ef=128 and 0.973 at ef=256 (p50 1.6 ms), hence 256. M=16, ef_construction=100 builds about twice
+# thread of an idle 2-core CPU. M=32, ef_construction=200: recall@10 0.991 at ef=128 (p50 0.31 ms) and 0.997
+# at ef=256 (p50 0.53 ms) for image-like queries; for low-contrast, text-like ones (best match scoring about
+# 0.44) 0.946 at ef=128 and 0.976 at ef=256 (p50 0.67 ms), hence 256. M=16, ef_construction=100 builds about twice
 # as fast but needs ef=512 for 0.96 on those. Loaded, an index takes about 2.4 KB per vector: the 2 KB vector,
 # 2*M links of 4 bytes and hnswlib's bookkeeping.
 HNSW_M = 32
