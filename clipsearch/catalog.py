@@ -9,14 +9,13 @@ valid UTF-8 survive, and folder filters compare byte prefixes, so `%` and `_` in
 names mean nothing special. Every statement takes its data as `?` parameters.
 
 Whatever SQLite reports (a damaged file, a read-only folder, a full disk) leaves this module as
-a CatalogError that names the catalogue file, from any method, not only when it is opened.
+a CatalogError that names the catalogue file, from any method, not only when it is opened
+(clipsearch.sqlite_guard translates them).
 """
 
 from __future__ import annotations
 
 import contextlib
-import functools
-import inspect
 import json
 import os
 import sqlite3
@@ -24,17 +23,17 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from clipsearch.errors import CatalogError
+from clipsearch.sqlite_guard import Transaction, catalog_error, guarded, translated
 
 if TYPE_CHECKING:
     import sqlite_utils
 
 Migration = Callable[["sqlite_utils.Database"], None]
-_Method = TypeVar("_Method", bound=Callable[..., Any])
 
 
 def _create_tables(db: sqlite_utils.Database) -> None:
@@ -151,76 +150,6 @@ def _at_or_under(path: str) -> tuple[bytes, bytes, bytes]:
     return (encode_path(path), *_under(path))
 
 
-# SQLite's primary result codes (sqlite3.h) for the failures a user can do something about.
-_SQLITE_PERM, _SQLITE_BUSY, _SQLITE_LOCKED, _SQLITE_READONLY = 3, 5, 6, 8
-_SQLITE_IOERR, _SQLITE_CORRUPT, _SQLITE_FULL, _SQLITE_CANTOPEN, _SQLITE_NOTADB = 10, 11, 13, 14, 26
-# Python < 3.11 gives no error code, only SQLite's message.
-_CODES_BY_MESSAGE = (
-    ("not a database", _SQLITE_NOTADB), ("malformed", _SQLITE_CORRUPT), ("readonly", _SQLITE_READONLY),
-    ("disk is full", _SQLITE_FULL), ("locked", _SQLITE_BUSY), ("unable to open", _SQLITE_CANTOPEN),
-    ("disk i/o error", _SQLITE_IOERR),
-)
-
-
-def _primary_code(error: sqlite3.Error) -> int | None:
-    code = getattr(error, "sqlite_errorcode", None)
-    if isinstance(code, int):
-        return code & 0xFF  # extended codes (SQLITE_IOERR_WRITE, ...) carry the primary one in the low byte
-    text = str(error).lower()
-    return next((code for words, code in _CODES_BY_MESSAGE if words in text), None)
-
-
-def catalog_error(path: Path, error: sqlite3.Error) -> CatalogError:
-    """SQLite's complaint as one line that names the catalogue file and says what to do about it."""
-    code = _primary_code(error)
-    detail = " ".join(str(error).split()) or type(error).__name__
-    if code in (_SQLITE_CORRUPT, _SQLITE_NOTADB):
-        return CatalogError(f"the catalogue {path} is damaged ({detail}): restore it from a backup, or move it "
-                            "away and run `clipsearch index` again")
-    if code in (_SQLITE_READONLY, _SQLITE_PERM):
-        return CatalogError(f"cannot write to the catalogue {path} ({detail}): check that you may write to it and "
-                            "to its folder")
-    if code == _SQLITE_FULL:
-        return CatalogError(f"cannot write to the catalogue {path}: the disk is full ({detail}); free some space "
-                            "and run again (what was indexed before is kept)")
-    if code in (_SQLITE_BUSY, _SQLITE_LOCKED):
-        return CatalogError(f"the catalogue {path} is locked by another program ({detail}); try again when it "
-                            "has finished")
-    if code == _SQLITE_CANTOPEN:
-        return CatalogError(f"cannot open the catalogue {path} ({detail}): check that it and its folder exist and "
-                            "that you may read and write both")
-    if code == _SQLITE_IOERR:
-        return CatalogError(f"cannot read or write the catalogue {path} ({detail}): check the disk")
-    return CatalogError(f"cannot use the catalogue {path} ({detail})")
-
-
-def _is_our_bug(error: sqlite3.Error) -> bool:
-    # Misused SQL and broken constraints come from our code, not from the user's file: keep their traceback.
-    return isinstance(error, (sqlite3.ProgrammingError, sqlite3.IntegrityError, sqlite3.InterfaceError))
-
-
-def _guarded(method: _Method) -> _Method:
-    """Any SQLite error in a Catalog method becomes a CatalogError naming the file.
-
-    Corruption, a read-only or full disk or a foreign lock can surface in any read or write, not
-    only when the file is opened, and callers should not each have to know about sqlite3.
-    """
-    if inspect.isgeneratorfunction(method):
-        @functools.wraps(method)
-        def generator(self: Catalog, *args: Any, **kwargs: Any) -> Iterator[Any]:
-            with self.errors():
-                yield from method(self, *args, **kwargs)
-
-        return generator  # type: ignore[return-value]
-
-    @functools.wraps(method)
-    def wrapper(self: Catalog, *args: Any, **kwargs: Any) -> Any:
-        with self.errors():
-            return method(self, *args, **kwargs)
-
-    return wrapper  # type: ignore[return-value]
-
-
 class Catalog:
     def __init__(self, path: Path, *, create: bool = False) -> None:
         self.path = path
@@ -293,35 +222,29 @@ class Catalog:
                 # PRAGMA takes no parameters; `number` is our own int, never data from the file or the user.
                 self._conn.execute(f"PRAGMA user_version = {int(number)}")
 
-    @contextlib.contextmanager
-    def errors(self) -> Iterator[None]:
+    def errors(self) -> contextlib.AbstractContextManager[None]:
         """Turn SQLite errors inside the block into a CatalogError naming this catalogue."""
-        try:
-            yield
-        except sqlite3.Error as error:
-            if _is_our_bug(error):
-                raise
-            raise catalog_error(self.path, error) from error
+        return translated(self.path)
 
-    @_guarded
+    @guarded
     def close(self) -> None:
         self._conn.close()
 
-    def transaction(self) -> _Transaction:
+    def transaction(self) -> Transaction:
         """`with catalog.transaction():` commits on success and rolls back on error."""
-        return _Transaction(self)
+        return Transaction(self)
 
     # settings -----------------------------------------------------------------------------------
-    @_guarded
+    @guarded
     def get_setting(self, key: str) -> str | None:
         row = self._conn.execute("SELECT value FROM settings WHERE key = ?", (key,)).fetchone()
         return row[0] if row else None
 
-    @_guarded
+    @guarded
     def set_setting(self, key: str, value: str) -> None:
         self._conn.execute("INSERT OR REPLACE INTO settings (key, value) VALUES (?, ?)", (key, value))
 
-    @_guarded
+    @guarded
     def get_json(self, key: str) -> dict | None:
         value = self.get_setting(key)
         if not value:
@@ -332,28 +255,28 @@ class Catalog:
             raise CatalogError(f"the catalogue {self.path} is damaged (setting {key!r} is not JSON): restore it "
                                "from a backup, or move it away and run `clipsearch index` again") from error
 
-    @_guarded
+    @guarded
     def set_json(self, key: str, value: dict) -> None:
         self.set_setting(key, json.dumps(value, sort_keys=True))
 
     # reads --------------------------------------------------------------------------------------
-    @_guarded
+    @guarded
     def current_seq(self) -> int:
         """The number of the latest change to any vector; it only ever grows."""
         return int(self.get_setting("seq") or 0)
 
-    @_guarded
+    @guarded
     def next_seq(self) -> int:
         """Claim the next change number; call inside the transaction that makes the change."""
         seq = self.current_seq() + 1
         self.set_setting("seq", str(seq))
         return seq
 
-    @_guarded
+    @guarded
     def count(self) -> int:
         return self._conn.execute("SELECT count(*) FROM files").fetchone()[0]
 
-    @_guarded
+    @guarded
     def known_files(self, roots: Sequence[str]) -> dict[str, KnownFile]:
         """Every catalogued file under any of `roots` (folders or single files), keyed by path."""
         known: dict[str, KnownFile] = {}
@@ -364,7 +287,7 @@ class Catalog:
                 known[decode_path(path)] = KnownFile(*rest)
         return known
 
-    @_guarded
+    @guarded
     def known_failures(self, roots: Sequence[str]) -> dict[str, tuple[int, int]]:
         failures: dict[str, tuple[int, int]] = {}
         for root in roots:
@@ -373,7 +296,7 @@ class Catalog:
             failures.update((decode_path(path), (size, mtime)) for path, size, mtime in rows)
         return failures
 
-    @_guarded
+    @guarded
     def records(self, ids: Sequence[int]) -> dict[int, FileRecord]:
         found: dict[int, FileRecord] = {}
         ids = list(ids)
@@ -386,7 +309,7 @@ class Catalog:
                 found[row[0]] = FileRecord(row[0], decode_path(row[1]), *row[2:])
         return found
 
-    @_guarded
+    @guarded
     def find(self, path: str) -> tuple[FileRecord, np.ndarray] | None:
         row = self._conn.execute(
             "SELECT id, path, width, height, taken_at, vector FROM files WHERE path = ?", (encode_path(path),)
@@ -395,23 +318,23 @@ class Catalog:
             return None
         return FileRecord(row[0], decode_path(row[1]), *row[2:5]), _vector(row[5], self.path)
 
-    @_guarded
+    @guarded
     def ids_under(self, folder: str) -> np.ndarray:
         rows = self._conn.execute(f"SELECT id FROM files WHERE {UNDER}", _under(folder))
         return np.fromiter((r[0] for r in rows), dtype=np.int64)
 
-    @_guarded
+    @guarded
     def count_under(self, folder: str) -> int:
         return self._conn.execute(f"SELECT count(*) FROM files WHERE {UNDER}", _under(folder)).fetchone()[0]
 
-    @_guarded
+    @guarded
     def vectors_under(self, folder: str, chunk: int = 20000) -> Iterator[tuple[np.ndarray, np.ndarray]]:
         """(ids, vectors) of the files under a folder, in chunks, read in one pass along the path index."""
         cursor = self._conn.execute(f"SELECT id, vector FROM files WHERE {UNDER}", _under(folder))
         while rows := cursor.fetchmany(chunk):
             yield _stack(rows, self.path)
 
-    @_guarded
+    @guarded
     def vectors(self, ids: Sequence[int] | None = None, chunk: int = 20000) -> Iterator[tuple[np.ndarray, np.ndarray]]:
         """(ids, vectors) in chunks: all files, or the given ids."""
         if ids is None:
@@ -428,18 +351,18 @@ class Catalog:
             if rows:
                 yield _stack(rows, self.path)
 
-    @_guarded
+    @guarded
     def changes_since(self, seq: int) -> Changes:
         removed = [r[0] for r in self._conn.execute("SELECT id FROM removed WHERE seq > ?", (seq,))]
         rows = self._conn.execute("SELECT id, vector FROM files WHERE seq > ?", (seq,)).fetchall()
         ids, vectors = _stack(rows, self.path) if rows else (np.empty(0, np.int64), np.empty((0, 0), np.float32))
         return Changes(removed, ids, vectors, removals_complete=seq >= self.pruned_seq())
 
-    @_guarded
+    @guarded
     def ids(self) -> np.ndarray:
         return np.fromiter((r[0] for r in self._conn.execute("SELECT id FROM files")), dtype=np.int64)
 
-    @_guarded
+    @guarded
     def stats(self) -> CatalogStats:
         roots = [decode_path(r[0]) for r in self._conn.execute("SELECT path FROM roots ORDER BY path")]
         last = self._conn.execute("SELECT max(indexed_at) FROM roots").fetchone()[0]
@@ -447,7 +370,7 @@ class Catalog:
         return CatalogStats(self.count(), roots, last, failures)
 
     # writes (callers hold the writer lock) --------------------------------------------------------
-    @_guarded
+    @guarded
     def add_files(self, files: Sequence[NewFile], seq: int) -> None:
         stamp = now_iso()
         self._conn.executemany(
@@ -464,7 +387,7 @@ class Catalog:
         )
         self._conn.executemany("DELETE FROM failures WHERE path = ?", [(encode_path(f.path),) for f in files])
 
-    @_guarded
+    @guarded
     def move_files(self, moves: Sequence[Move]) -> None:
         # The vector and its label stay: only the row's path changes, so the index needs no update.
         self._conn.executemany(
@@ -472,19 +395,19 @@ class Catalog:
             [(encode_path(m.new_path), m.size, m.mtime_ns, m.id) for m in moves],
         )
 
-    @_guarded
+    @guarded
     def touch_files(self, updates: Sequence[tuple[int, int, int]]) -> None:
         """(id, size, mtime_ns) for files whose content is unchanged though their stat changed."""
         self._conn.executemany("UPDATE files SET size = ?, mtime_ns = ? WHERE id = ?",
                                [(size, mtime, file_id) for file_id, size, mtime in updates])
 
-    @_guarded
+    @guarded
     def remove_ids(self, ids: Sequence[int], seq: int) -> None:
         rows = [(int(i),) for i in ids]
         self._conn.executemany("DELETE FROM files WHERE id = ?", rows)
         self._conn.executemany("INSERT OR REPLACE INTO removed (id, seq) VALUES (?, ?)", [(i, seq) for (i,) in rows])
 
-    @_guarded
+    @guarded
     def remove_under(self, paths: Sequence[str], seq: int) -> int:
         """Forget files and folders; returns how many files were removed."""
         ids: list[int] = []
@@ -496,24 +419,24 @@ class Catalog:
         self.remove_ids(ids, seq)
         return len(ids)
 
-    @_guarded
+    @guarded
     def record_failures(self, failures: Sequence[tuple[str, int, int, str]]) -> None:
         self._conn.executemany(
             "INSERT OR REPLACE INTO failures (path, size, mtime_ns, reason) VALUES (?, ?, ?, ?)",
             [(encode_path(p), size, mtime, reason) for p, size, mtime, reason in failures],
         )
 
-    @_guarded
+    @guarded
     def forget_failures(self, paths: Sequence[str]) -> None:
         self._conn.executemany("DELETE FROM failures WHERE path = ?", [(encode_path(p),) for p in paths])
 
-    @_guarded
+    @guarded
     def record_roots(self, roots: Sequence[str]) -> None:
         stamp = now_iso()
         self._conn.executemany("INSERT OR REPLACE INTO roots (path, indexed_at) VALUES (?, ?)",
                                [(encode_path(r), stamp) for r in roots])
 
-    @_guarded
+    @guarded
     def prune_tombstones(self, up_to_seq: int) -> None:
         """Drop the tombstones the saved index no longer needs, and remember how far: a reader holding an older
         index (`clipsearch serve`) then knows its removals must be found another way."""
@@ -546,32 +469,3 @@ def _stack(rows: list[tuple[int, bytes]], path: Path) -> tuple[np.ndarray, np.nd
     _vector(rows[0][1], path)
     vectors = np.frombuffer(b"".join(r[1] for r in rows), dtype=np.float32).reshape(len(rows), -1)
     return ids, vectors
-
-
-class _Transaction:
-    def __init__(self, catalog: Catalog) -> None:
-        self._catalog = catalog
-        self._conn = catalog._conn
-
-    def __enter__(self) -> sqlite3.Connection:
-        with self._catalog.errors():
-            self._conn.execute("BEGIN IMMEDIATE")
-        return self._conn
-
-    def __exit__(self, kind: type[BaseException] | None, value: BaseException | None, traceback: object) -> None:
-        if kind is not None:
-            self._rollback()
-            return
-        try:
-            with self._catalog.errors():
-                self._conn.execute("COMMIT")
-        except BaseException:
-            self._rollback()
-            raise
-
-    def _rollback(self) -> None:
-        # After SQLITE_FULL or an I/O error SQLite may already have rolled back, and a failing ROLLBACK
-        # must not replace the error that says what really went wrong.
-        if self._conn.in_transaction:
-            with contextlib.suppress(sqlite3.Error):
-                self._conn.execute("ROLLBACK")

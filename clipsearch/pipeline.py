@@ -24,13 +24,14 @@ from pathlib import Path
 
 import numpy as np
 
-from clipsearch.catalog import Catalog, Move, NewFile, catalog_error
+from clipsearch.catalog import Catalog, Move, NewFile
 from clipsearch.config import DataDir
 from clipsearch.crawl import CrawlOptions, FoundFile, crawl
 from clipsearch.encoder import DEFAULT_BATCH_SIZE, Encoder
 from clipsearch.errors import CatalogError, ImageError, LockedError
 from clipsearch.images import decode_image, prepare_pixels, read_file
 from clipsearch.models import MODEL_SETTING, ModelIdentity, resolve_model
+from clipsearch.sqlite_guard import catalog_error
 from clipsearch.vectors import VectorIndex
 
 INDEX_SAVE_INTERVAL_S = 60.0
