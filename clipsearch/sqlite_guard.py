@@ -37,28 +37,29 @@ def _primary_code(error: sqlite3.Error) -> int | None:
     return next((code for words, code in _CODES_BY_MESSAGE if words in text), None)
 
 
+# What each failure means for the user, and what to do about it.
+_ADVICE = (
+    ((_SQLITE_CORRUPT, _SQLITE_NOTADB), "the catalogue {path} is damaged ({detail}): restore it from a backup, or "
+                                        "move it away and run `clipsearch index` again"),
+    ((_SQLITE_READONLY, _SQLITE_PERM), "cannot write to the catalogue {path} ({detail}): check that you may write "
+                                       "to it and to its folder"),
+    ((_SQLITE_FULL,), "cannot write to the catalogue {path}: the disk is full ({detail}); free some space and run "
+                      "again (what was indexed before is kept)"),
+    ((_SQLITE_BUSY, _SQLITE_LOCKED), "the catalogue {path} is locked by another program ({detail}); try again when "
+                                     "it has finished"),
+    ((_SQLITE_CANTOPEN,), "cannot open the catalogue {path} ({detail}): check that it and its folder exist and that "
+                          "you may read and write both"),
+    ((_SQLITE_IOERR,), "cannot read or write the catalogue {path} ({detail}): check the disk"),
+)
+
+
 def catalog_error(path: Path, error: sqlite3.Error) -> CatalogError:
     """SQLite's complaint as one line that names the catalogue file and says what to do about it."""
     code = _primary_code(error)
     detail = " ".join(str(error).split()) or type(error).__name__
-    if code in (_SQLITE_CORRUPT, _SQLITE_NOTADB):
-        return CatalogError(f"the catalogue {path} is damaged ({detail}): restore it from a backup, or move it "
-                            "away and run `clipsearch index` again")
-    if code in (_SQLITE_READONLY, _SQLITE_PERM):
-        return CatalogError(f"cannot write to the catalogue {path} ({detail}): check that you may write to it and "
-                            "to its folder")
-    if code == _SQLITE_FULL:
-        return CatalogError(f"cannot write to the catalogue {path}: the disk is full ({detail}); free some space "
-                            "and run again (what was indexed before is kept)")
-    if code in (_SQLITE_BUSY, _SQLITE_LOCKED):
-        return CatalogError(f"the catalogue {path} is locked by another program ({detail}); try again when it "
-                            "has finished")
-    if code == _SQLITE_CANTOPEN:
-        return CatalogError(f"cannot open the catalogue {path} ({detail}): check that it and its folder exist and "
-                            "that you may read and write both")
-    if code == _SQLITE_IOERR:
-        return CatalogError(f"cannot read or write the catalogue {path} ({detail}): check the disk")
-    return CatalogError(f"cannot use the catalogue {path} ({detail})")
+    fallback = "cannot use the catalogue {path} ({detail})"
+    template = next((advice for codes, advice in _ADVICE if code in codes), fallback)
+    return CatalogError(template.format(path=path, detail=detail))
 
 
 def is_our_bug(error: sqlite3.Error) -> bool:
