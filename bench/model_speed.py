@@ -25,7 +25,7 @@ so that load from other work on the machine falls on every configuration alike. 
              with the unfolded fp32 one.
   text       milliseconds for one short query, through Encoder.embed_texts (torch; the text tower is never
              quantised or reparameterised) and through clipsearch's numpy copy of the model, which `clipsearch
-             query` runs instead of torch once it has been exported (where this clipsearch has one). Timed in
+             query` runs instead of torch once it has been exported. Timed in
              bursts of 5 queries, interleaved across models; the median over the quiet bursts, as for images.
   size       parameters of the image and text towers, input size, the fp32 checkpoint's size (published open_clip
              weights are fp32 too, so the download is about this size), and the model load time.
@@ -62,9 +62,10 @@ if (REPO / "clipsearch" / "__init__.py").is_file():
 import numpy as np  # noqa: E402
 from index_throughput import cpu_name  # noqa: E402  (this folder is on sys.path: the script's own)
 
-from clipsearch.encoder import REPARAMETERIZE_HOOKS, Encoder  # noqa: E402
+from clipsearch.encoder import Encoder, has_reparameterizable_blocks  # noqa: E402
 from clipsearch.errors import UsageError  # noqa: E402
 from clipsearch.models import ModelSpec, default_pretrained, identify, quiet_root_logger  # noqa: E402
+from clipsearch.query_model import QueryModel, export_query_model, read_manifest  # noqa: E402
 
 # MobileCLIP2-S2 is left out: its config is MobileCLIP-S2's (fastvit_mci2 at 256 px, the same text tower), so its
 # speed is too; name it with --models to see.
@@ -156,8 +157,7 @@ def _prepare(name: str, spec: dict, work: Path, log: Callable[[str], None],
     _settle(network, seed=0)
     visual, total = _count(network.visual), _count(network)
     result["params"] = {"image": visual, "text": total - visual, "total": total}  # "text": the rest, logit scale too
-    reparameterisable = any(hasattr(module, hook) for module in network.visual.modules()
-                            for hook in REPARAMETERIZE_HOOKS)
+    reparameterisable = has_reparameterizable_blocks(network.visual)
     result["reparameterisable"] = reparameterisable
     checkpoint = work / f"{name}-random-weights.pt"
     torch.save(network.state_dict(), checkpoint)
@@ -204,10 +204,6 @@ def _prepare(name: str, spec: dict, work: Path, log: Callable[[str], None],
 
 def _query_model(encoder: Encoder, identity: Any, folder: Path) -> tuple[dict, Any]:
     """clipsearch's numpy copy of the model, which `clipsearch query` runs instead of torch when there is one."""
-    try:
-        from clipsearch.query_model import QueryModel, export_query_model, read_manifest
-    except ImportError as error:  # a clipsearch without it: every query runs the torch text tower
-        return {"text": False, "image": False, "reason": f"not in this clipsearch ({error})"}, None
     report = export_query_model(encoder._model, encoder._tokenizer, encoder.preprocessing, identity, folder)
     info = {"text": report.text, "image": report.image, "reason": report.reason, "bytes": report.size_bytes}
     manifest = read_manifest(folder, identity) if report.text else None

@@ -232,7 +232,7 @@ class Catalog:
 
     def transaction(self) -> Transaction:
         """`with catalog.transaction():` commits on success and rolls back on error."""
-        return Transaction(self)
+        return Transaction(self._conn, self.path)
 
     # settings -----------------------------------------------------------------------------------
     @guarded

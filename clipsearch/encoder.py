@@ -207,7 +207,12 @@ class Encoder:
             return torch.nn.functional.normalize(features, dim=-1).cpu().numpy()
 
 
-REPARAMETERIZE_HOOKS = ("reparameterize", "fuse", "switch_to_deploy")  # what timm's reparameterize_model calls
+_REPARAMETERIZE_HOOKS = ("reparameterize", "fuse", "switch_to_deploy")  # what timm's reparameterize_model calls
+
+
+def has_reparameterizable_blocks(visual: Any) -> bool:
+    """Whether an image tower has training-time branches (MobileCLIP's) that inference can fold away."""
+    return any(hasattr(module, hook) for module in visual.modules() for hook in _REPARAMETERIZE_HOOKS)
 
 
 def reparameterize_for_inference(model: Any) -> bool:
@@ -220,7 +225,7 @@ def reparameterize_for_inference(model: Any) -> bool:
     was folded.
     """
     visual = model.visual
-    if not any(hasattr(module, hook) for module in visual.modules() for hook in REPARAMETERIZE_HOOKS):
+    if not has_reparameterizable_blocks(visual):
         return False
     try:
         from timm.utils import reparameterize_model

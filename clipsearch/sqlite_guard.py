@@ -101,12 +101,14 @@ def translated(path: Path) -> Iterator[None]:
 
 
 class Transaction:
-    def __init__(self, catalog: Any) -> None:
-        self._catalog = catalog
-        self._conn = catalog._conn
+    """`with Transaction(conn, path):` commits on success and rolls back on error; failures name the catalogue."""
+
+    def __init__(self, conn: sqlite3.Connection, path: Path) -> None:
+        self._conn = conn
+        self._path = path
 
     def __enter__(self) -> sqlite3.Connection:
-        with self._catalog.errors():
+        with translated(self._path):
             self._conn.execute("BEGIN IMMEDIATE")
         return self._conn
 
@@ -115,7 +117,7 @@ class Transaction:
             self._rollback()
             return
         try:
-            with self._catalog.errors():
+            with translated(self._path):
                 self._conn.execute("COMMIT")
         except BaseException:
             self._rollback()
