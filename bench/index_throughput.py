@@ -6,7 +6,7 @@
 
 In one run, on the same files, model, device, batch size and worker count, it measures:
 
-  end-to-end     the real indexing pipeline (clipsearch.pipeline.index_paths) into a fresh temporary
+  end-to-end     the real indexing pipeline (clipsearch.indexing.pipeline.index_paths) into a fresh temporary
                  database, in a child process of its own (so its peak RSS is its own): images/s with
                  and without the model load (and, for a checkpoint file, the SHA-256 of it that the
                  pipeline takes to identify the model), which are timed inside the run;
@@ -49,11 +49,12 @@ if (REPO / "clipsearch" / "__init__.py").is_file():
 import numpy as np  # noqa: E402
 
 from clipsearch.config import DEFAULT_MODEL, DEFAULT_PRETRAINED, DataDir  # noqa: E402
-from clipsearch.crawl import crawl  # noqa: E402
-from clipsearch.encoder import Encoder  # noqa: E402
 from clipsearch.errors import ImageError  # noqa: E402
-from clipsearch.images import decode_image, prepare_pixels, read_file  # noqa: E402
-from clipsearch.models import ModelSpec, default_pretrained, identify  # noqa: E402
+from clipsearch.imaging.decode import decode_image, read_file  # noqa: E402
+from clipsearch.imaging.pixels import prepare_pixels  # noqa: E402
+from clipsearch.indexing.crawl import crawl  # noqa: E402
+from clipsearch.models.identity import ModelSpec, default_pretrained, identify  # noqa: E402
+from clipsearch.models.openclip import OpenClipEncoder as Encoder  # noqa: E402
 
 TEST_CONFIG = REPO / "tests" / "model" / "clipsearch-test-tiny.json"
 TEST_WEIGHTS = REPO / "tests" / "model" / "clipsearch-test-tiny.pt"
@@ -72,29 +73,29 @@ def _peak_rss_bytes() -> int:
 def _child(spec_path: str) -> int:
     """Run index_paths as the CLI would, timing the model load and counting reads and decodes from inside.
 
-    The pipeline imports these names into its own module, so wrapping them there instruments the run
-    without changing it: Encoder (the model load, in whichever decode thread needs it first),
+    The pipeline modules import these names into their own namespaces, so wrapping them there instruments the
+    run without changing it: load_encoder (the model load, in whichever decode thread needs it first),
     resolve_model (which hashes a checkpoint file), read_file and decode_image (counted).
     """
-    from clipsearch import pipeline
+    from clipsearch.indexing import pipeline, prepare, progress
 
     spec = json.loads(Path(spec_path).read_text())
     lock = threading.Lock()
     probe = {"load_s": 0.0, "import_s": 0.0, "loads": 0, "resolve_s": 0.0, "reads": 0, "decodes": 0, "skipped": 0,
              "started_at": None, "last_batch_at": None, "batch_size": None}
 
-    base_encoder = pipeline.Encoder
+    base_load = pipeline.load_encoder
 
-    class TimedEncoder(base_encoder):
-        def __init__(self, *args, **kwargs) -> None:
-            probe["import_s"] += _import_torch()  # the first Encoder imports them: timed apart from the load
-            began = time.perf_counter()
-            super().__init__(*args, **kwargs)
-            with lock:
-                probe["load_s"] += time.perf_counter() - began
-                probe["loads"] += 1
-                probe["device"] = self.device
-                probe["batch_size"] = spec["batch_size"] or self.default_batch_size
+    def timed_load(*args, **kwargs):
+        probe["import_s"] += _import_torch()  # the first load imports them: timed apart from the load
+        began = time.perf_counter()
+        encoder = base_load(*args, **kwargs)
+        with lock:
+            probe["load_s"] += time.perf_counter() - began
+            probe["loads"] += 1
+            probe["device"] = encoder.device
+            probe["batch_size"] = spec["batch_size"] or encoder.default_batch_size
+        return encoder
 
     def timed(name: str, function):
         def wrapper(*args, **kwargs):
@@ -115,10 +116,10 @@ def _child(spec_path: str) -> int:
 
         return wrapper
 
-    pipeline.Encoder = TimedEncoder
+    pipeline.load_encoder = timed_load
     pipeline.resolve_model = timed("resolve_s", pipeline.resolve_model)
-    pipeline.read_file = counted("reads", pipeline.read_file)
-    pipeline.decode_image = counted("decodes", pipeline.decode_image)
+    prepare.read_file = counted("reads", prepare.read_file)
+    prepare.decode_image = counted("decodes", prepare.decode_image)
 
     def skipped(path: str, reason: str) -> None:
         probe["skipped"] += 1
@@ -131,9 +132,9 @@ def _child(spec_path: str) -> int:
         probe["started_at"] = time.perf_counter()
         probe["work"] = total
 
-    reporter = pipeline.Reporter(message=lambda text: print(f"  [index] {text}", file=sys.stderr),
+    reporter = progress.Reporter(message=lambda text: print(f"  [index] {text}", file=sys.stderr),
                                  skipped=skipped, started=started, advanced=advanced)
-    options = pipeline.IndexOptions(roots=tuple(spec["roots"]), model=spec["model"], pretrained=spec["pretrained"],
+    options = progress.IndexOptions(roots=tuple(spec["roots"]), model=spec["model"], pretrained=spec["pretrained"],
                                     device=spec["device"], precision=spec["precision"], batch_size=spec["batch_size"],
                                     workers=spec["workers"])
     began = time.perf_counter()
@@ -439,7 +440,8 @@ def _bench(args: argparse.Namespace, work: Path) -> int:
     log("loading the model in this process for the ceilings...")
     import_here_s = _import_torch()
     began = time.perf_counter()
-    encoder = Encoder(identity, args.device, args.precision)
+    encoder = Encoder(identity, args.device)
+    encoder.use_precision(args.precision)
     load_here_s = time.perf_counter() - began
     batch_size = args.batch_size or encoder.default_batch_size
     log(f"decode-only ceiling: {len(paths)} files in {workers} threads...")

@@ -21,7 +21,7 @@ so that load from other work on the machine falls on every configuration alike. 
              has any).
   reparam    for towers with reparameterisable blocks (MobileCLIP's FastViT / MobileOne), fp32 is timed both
              ways: as published (Encoder(reparameterize=False)) and with the blocks folded for inference, as
-             clipsearch loads them (clipsearch.encoder.reparameterize_for_inference). Each embedding is compared
+             clipsearch loads them (clipsearch.models.openclip.reparameterize_for_inference). Each embedding is compared
              with the unfolded fp32 one.
   text       milliseconds for one short query, through Encoder.embed_texts (torch; the text tower is never
              quantised or reparameterised) and through clipsearch's numpy copy of the model, which `clipsearch
@@ -62,10 +62,12 @@ if (REPO / "clipsearch" / "__init__.py").is_file():
 import numpy as np  # noqa: E402
 from index_throughput import cpu_name  # noqa: E402  (this folder is on sys.path: the script's own)
 
-from clipsearch.encoder import Encoder, has_reparameterizable_blocks  # noqa: E402
 from clipsearch.errors import UsageError  # noqa: E402
-from clipsearch.models import ModelSpec, default_pretrained, identify, quiet_root_logger  # noqa: E402
-from clipsearch.query_model import QueryModel, export_query_model, read_manifest  # noqa: E402
+from clipsearch.models.hub import quiet_root_logger  # noqa: E402
+from clipsearch.models.identity import ModelSpec, default_pretrained, identify  # noqa: E402
+from clipsearch.models.openclip import OpenClipEncoder as Encoder  # noqa: E402
+from clipsearch.models.openclip import has_reparameterizable_blocks  # noqa: E402
+from clipsearch.models.query_model import QueryModel, read_manifest  # noqa: E402
 
 # MobileCLIP2-S2 is left out: its config is MobileCLIP-S2's (fastvit_mci2 at 256 px, the same text tower), so its
 # speed is too; name it with --models to see.
@@ -117,7 +119,8 @@ def _compare(reference: np.ndarray, other: np.ndarray) -> dict:
 def _load(identity: Any, precision: str, reparameterise: bool) -> tuple[Encoder, float]:
     began = time.perf_counter()
     with quiet_root_logger():
-        encoder = Encoder(identity, "cpu", precision, reparameterize=reparameterise)
+        encoder = Encoder(identity, "cpu", reparameterize=reparameterise)
+        encoder.use_precision(precision)
     return encoder, time.perf_counter() - began
 
 
@@ -204,7 +207,7 @@ def _prepare(name: str, spec: dict, work: Path, log: Callable[[str], None],
 
 def _query_model(encoder: Encoder, identity: Any, folder: Path) -> tuple[dict, Any]:
     """clipsearch's numpy copy of the model, which `clipsearch query` runs instead of torch when there is one."""
-    report = export_query_model(encoder._model, encoder._tokenizer, encoder.preprocessing, identity, folder)
+    report = encoder.export_query_model(folder)
     info = {"text": report.text, "image": report.image, "reason": report.reason, "bytes": report.size_bytes}
     manifest = read_manifest(folder, identity) if report.text else None
     return info, None if manifest is None else QueryModel(folder, manifest)

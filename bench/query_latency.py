@@ -8,8 +8,8 @@ that is not indexed. It measures, one after another on an otherwise idle machine
   cold text query     `clipsearch query ...` in a new process: wall time and peak RSS, median of --runs
   cold similar        `clipsearch similar` with an indexed photo (stored vector) and with NEW.jpg (embedded)
   served              the same three through a running `clipsearch serve`: first as a round trip on the socket
-                      (clipsearch.serve.ask, what the CLI does), p50/p95 over --served queries, then as whole CLI
-                      processes
+                      (clipsearch.search.client.ask, what the CLI does), p50/p95 over --served queries, then as
+                      whole CLI processes
 
 and prints each beside its target: the alternative's 1.1 s (text) and 1.5 s (image) for a cold process, and 50 ms
 for the resident mode. The first cold text query of a database whose numpy copy of the model is missing loads
@@ -79,8 +79,8 @@ def _cold(db: Path, image: Path, runs: int, env: dict[str, str]) -> dict:
 
 def _served(db: Path, image: Path, count: int, env: dict[str, str], runs: int) -> dict:
     from clipsearch.config import DataDir
-    from clipsearch.results import QueryOptions
-    from clipsearch.serve import ask, server_info
+    from clipsearch.search.client import ask, server_info
+    from clipsearch.search.request import QueryKind, QueryOptions
 
     data_dir = DataDir(db)
     server = subprocess.Popen([sys.executable, "-m", "clipsearch", "serve", "--db", str(db)], cwd=REPO, env=env,
@@ -104,7 +104,7 @@ def _served(db: Path, image: Path, count: int, env: dict[str, str], runs: int) -
             times = []
             for i in range(count if kind == "text" or "indexed" in name else max(10, count // 10)):
                 start = time.perf_counter()
-                results = ask(data_dir, kind, [query(i)], QueryOptions(limit=10))
+                results = ask(data_dir, QueryKind(kind), [query(i)], QueryOptions(limit=10))
                 times.append(time.perf_counter() - start)
                 assert results is not None
             times.sort()

@@ -7,11 +7,11 @@
         --pretrained /tmp/vitb32-random.pt --index-from /tmp/vs1m                # adopt vector_search.py's index
 
 The database is written through clipsearch's own API, as `clipsearch index` would leave it: a catalogue
-(clipsearch.catalog.Catalog, its own add_files, in large transactions) holding N rows with plausible
+(clipsearch.store.catalog.Catalog, its own add_files, in large transactions) holding N rows with plausible
 paths in nested folders (camera JPEGs in YEAR/MONTH/, phone shots, screenshots, exports), sizes,
 modification times, dimensions and capture times, and a vector each from bench/synthetic_vectors.py
 (CLIP-like, the same generator and seed as bench/vector_search.py); the model identity the
-pipeline would record; and the HNSW index built by clipsearch.vectors.VectorIndex and saved with its
+pipeline would record; and the HNSW index built by clipsearch.store.hnsw.VectorIndex and saved with its
 state, so that `clipsearch query`/`similar` find a trusted, current index and rebuild nothing.
 
 The files do not exist. `clipsearch similar PATH` with one of the fake paths answers from the stored
@@ -50,10 +50,11 @@ sys.path.insert(0, str(BENCH))
 
 from synthetic_vectors import ClipLikeVectors, Shape  # noqa: E402
 
-from clipsearch.catalog import Catalog, NewFile  # noqa: E402
 from clipsearch.config import DataDir  # noqa: E402
-from clipsearch.models import MODEL_SETTING, resolve_model  # noqa: E402
-from clipsearch.vectors import HNSW_EF_CONSTRUCTION, HNSW_M, VectorIndex  # noqa: E402
+from clipsearch.models.identity import MODEL_SETTING, resolve_model  # noqa: E402
+from clipsearch.store.catalog import Catalog  # noqa: E402
+from clipsearch.store.hnsw import HNSW_EF_CONSTRUCTION, HNSW_M, VectorIndex  # noqa: E402
+from clipsearch.store.rows import NewFile  # noqa: E402
 
 TEST_CONFIG = REPO / "tests" / "model" / "clipsearch-test-tiny.json"
 TEST_WEIGHTS = REPO / "tests" / "model" / "clipsearch-test-tiny.pt"
@@ -266,7 +267,7 @@ def main(argv: list[str] | None = None) -> int:
             catalog.close()
     figures["total_s"] = time.perf_counter() - began
     figures["catalog_bytes"] = data_dir.catalog.stat().st_size
-    figures["index_bytes"] = data_dir.index.stat().st_size
+    figures["index_bytes"] = data_dir.hnsw.stat().st_size
     figures["probe_path"] = probe_path
 
     print(f"{args.n:,} fake photos in {data_dir.root} ({figures['model']}):")

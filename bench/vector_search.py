@@ -46,7 +46,7 @@ sys.path.insert(0, str(BENCH))
 
 from synthetic_vectors import ClipLikeVectors, Shape, exact_top_k, profile  # noqa: E402
 
-from clipsearch.vectors import HNSW_EF_CONSTRUCTION, HNSW_EF_SEARCH, HNSW_M  # noqa: E402
+from clipsearch.store.hnsw import HNSW_EF_CONSTRUCTION, HNSW_EF_SEARCH, HNSW_M  # noqa: E402
 
 TARGET_P50_MS = 5.0
 TARGET_RECALL = 0.95

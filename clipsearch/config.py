@@ -6,16 +6,18 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+APP_NAME = "clipsearch"
 DB_ENV_VAR = "CLIPSEARCH_DB"
 NO_SERVER_ENV_VAR = "CLIPSEARCH_NO_SERVER"  # set: never use a running `clipsearch serve`
 CATALOG_FILENAME = "catalog.db"
-INDEX_FILENAME = "vectors.hnsw"
-INDEX_STATE_FILENAME = "vectors.json"
+HNSW_FILENAME = "vectors.hnsw"
+HNSW_STATE_FILENAME = "vectors.json"
 LOCK_FILENAME = "writer.lock"
 QUERY_MODEL_DIRNAME = "query-model"
+QUERY_MODEL_OUTCOME_FILENAME = "query-model.json"
 
-# The README's "Models" section says why: rclip's model and weights (so no loss of retrieval quality against it),
-# indexed 1.6-2.1x as fast as rclip with int8 image MLPs on a CPU.
+# The README's "Models" section says why: rclip's model and weights, so no loss of retrieval quality against it,
+# and fast on a CPU with int8 image MLPs.
 DEFAULT_MODEL = "ViT-B-32-256"
 DEFAULT_PRETRAINED = "datacomp_s34b_b86k"
 DEFAULT_MAX_MEGAPIXELS = 200.0
@@ -24,7 +26,7 @@ DEFAULT_RESULTS = 10
 
 @dataclass(frozen=True)
 class DataDir:
-    """The files of one clipsearch database: the catalogue (source of truth) and what derives from it."""
+    """The files of one clipsearch database: the catalogue (source of truth) and the caches derived from it."""
 
     root: Path
 
@@ -33,12 +35,14 @@ class DataDir:
         return self.root / CATALOG_FILENAME
 
     @property
-    def index(self) -> Path:
-        return self.root / INDEX_FILENAME
+    def hnsw(self) -> Path:
+        """The HNSW vector index, a cache of the catalogue's vectors."""
+        return self.root / HNSW_FILENAME
 
     @property
-    def index_state(self) -> Path:
-        return self.root / INDEX_STATE_FILENAME
+    def hnsw_state(self) -> Path:
+        """Which catalogue, change and file contents the HNSW file belongs to."""
+        return self.root / HNSW_STATE_FILENAME
 
     @property
     def lock(self) -> Path:
@@ -46,18 +50,24 @@ class DataDir:
 
     @property
     def query_model(self) -> Path:
-        """The model's towers copied to numpy: queries that find it skip importing torch."""
+        """The query model: the model's towers as plain numpy, so that queries skip importing torch."""
         return self.root / QUERY_MODEL_DIRNAME
+
+    @property
+    def query_model_outcome(self) -> Path:
+        """What the last attempt to write the query model gave (written, or why not), for `status` and retries."""
+        return self.root / QUERY_MODEL_OUTCOME_FILENAME
 
 
 def default_data_root() -> Path:
-    xdg = os.environ.get("XDG_DATA_HOME")
-    base = Path(xdg) if xdg and Path(xdg).is_absolute() else Path.home() / ".local" / "share"
-    return base / "clipsearch"
+    """$XDG_DATA_HOME/clipsearch on Linux (~/.local/share/clipsearch), the platform's own place elsewhere."""
+    import platformdirs
+
+    return Path(platformdirs.user_data_dir(APP_NAME, appauthor=False))
 
 
 def resolve_data_dir(db: Path | None) -> DataDir:
-    """--db wins, then CLIPSEARCH_DB, then the XDG data directory."""
+    """--db wins, then CLIPSEARCH_DB, then the user's data folder."""
     if db is None and os.environ.get(DB_ENV_VAR):
         db = Path(os.environ[DB_ENV_VAR])
     root = (db or default_data_root()).expanduser()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 from enum import IntEnum
 
 
@@ -60,3 +61,14 @@ class ImageTooSmallError(ImageError):
 
 class UnreadableFileError(ImageError):
     """The file cannot be read: permissions, a vanished file, a directory, an I/O error."""
+
+
+def describe_os_error(error: OSError) -> str:
+    """An OSError as a few lower-case words for a one-line message ("permission denied", "symlink loop")."""
+    if isinstance(error, PermissionError):
+        return "permission denied"
+    if error.errno == errno.ELOOP:
+        return "symlink loop"
+    if error.errno in (errno.ENOENT, errno.ENOTDIR):
+        return "no such file or directory"
+    return " ".join((error.strerror or str(error)).lower().split())

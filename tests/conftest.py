@@ -137,3 +137,14 @@ def indexed_library(photo_library: tuple[Path, list[Photo]], test_model: TinyMod
     result = run_cli("index", root, "--db", db, *model_args(test_model))
     assert result.exit_code == 0, result.stderr
     return IndexedLibrary(db, root, photos, result.stderr)
+
+
+def load_encoder(identity, precision: str = "fp32", query_model_to: Path | None = None, **kwargs):
+    """The open_clip encoder on the CPU, as the product loads it: query model written first, then the precision."""
+    from clipsearch.models.openclip import OpenClipEncoder
+
+    encoder = OpenClipEncoder(identity, "cpu", **kwargs)
+    if query_model_to is not None:
+        encoder.export_query_model(query_model_to)
+    encoder.use_precision(precision)
+    return encoder

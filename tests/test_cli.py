@@ -13,12 +13,11 @@ import sys
 from pathlib import Path
 
 import numpy as np
-from conftest import IndexedLibrary, TinyModel, model_args, run_cli
+from conftest import IndexedLibrary, TinyModel, load_encoder, model_args, run_cli
 from photos import write_photo
 from scenes import COLOURS, DIRECTIONS, SHAPES, random_scene, shape_captions
 
-from clipsearch.encoder import Encoder
-from clipsearch.models import ModelSpec, identify
+from clipsearch.models.identity import ModelSpec, identify
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -155,7 +154,7 @@ def test_query_results_equal_exact_search_over_the_catalogue(indexed_library: In
     paths = [os.fsdecode(row[0]) for row in rows]
     vectors = np.stack([np.frombuffer(row[1], dtype=np.float32) for row in rows])
     assert np.allclose(np.linalg.norm(vectors, axis=1), 1, atol=1e-4)
-    encoder = Encoder(identify(ModelSpec(str(test_model.config), str(test_model.checkpoint))), "cpu")
+    encoder = load_encoder(identify(ModelSpec(str(test_model.config), str(test_model.checkpoint))))
     for text in ("a yellow triangle", "an arrow pointing left", "a photo of a black cross on a white background"):
         scores = vectors @ encoder.embed_texts([text])[0]
         best = np.argsort(-scores)[:10]
@@ -314,9 +313,15 @@ def test_help_and_status_do_not_import_torch(indexed_library: IndexedLibrary) ->
 
 
 def test_version_and_examples_in_help() -> None:
+    import typer
+
+    from clipsearch.cli import app
+
     assert run_cli("--version").stdout.startswith("clipsearch ")
-    for command in ("index", "query", "similar", "status", "forget"):
-        assert "Examples:" in run_cli(command, "--help").stdout
+    commands = sorted(typer.main.get_command(app).commands)
+    assert {"index", "query", "similar", "status", "forget", "serve"} <= set(commands)
+    for command in commands:
+        assert "Examples:" in run_cli(command, "--help").stdout, command
 
 
 def test_every_shape_and_colour_is_in_the_library(indexed_library: IndexedLibrary) -> None:
@@ -348,7 +353,8 @@ def test_reindex_embeds_again_and_a_rename_onto_an_indexed_file_replaces_it(phot
 
 def test_progress_counts_every_file_once(photo_library, test_model: TinyModel, tmp_path: Path) -> None:
     from clipsearch.config import DataDir
-    from clipsearch.pipeline import IndexOptions, Reporter, index_paths
+    from clipsearch.indexing.pipeline import index_paths
+    from clipsearch.indexing.progress import IndexOptions, Reporter
 
     _, photos = photo_library
     root = tmp_path / "photos"

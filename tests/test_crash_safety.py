@@ -16,9 +16,11 @@ import pytest
 from conftest import TinyModel, model_args, run_cli
 from scenes import random_scene, render
 
-from clipsearch.catalog import Catalog
 from clipsearch.config import DataDir
-from clipsearch.vectors import VectorIndex
+from clipsearch.store.catalog import Catalog
+from clipsearch.store.hnsw import VectorIndex
+
+pytestmark = pytest.mark.slow  # the quick tier (-m "not slow") leaves these to CI
 
 REPO = Path(__file__).resolve().parent.parent
 KILLS = 20

@@ -5,8 +5,8 @@ from pathlib import Path
 
 import pytest
 
-from clipsearch.crawl import CrawlOptions, CrawlResult, crawl
 from clipsearch.errors import UsageError
+from clipsearch.indexing.crawl import CrawlOptions, CrawlResult, crawl
 
 
 def touch(path: Path, content: bytes = b"x") -> Path:

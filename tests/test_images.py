@@ -18,7 +18,8 @@ from clipsearch.errors import (
     TruncatedImageError,
     UnreadableFileError,
 )
-from clipsearch.images import decode_image, prepare_pixels, read_file, to_rgb
+from clipsearch.imaging.decode import decode_image, read_file
+from clipsearch.imaging.pixels import prepare_pixels, to_rgb
 
 RED, GREEN, BLUE, YELLOW = (255, 0, 0), (0, 255, 0), (0, 0, 255), (255, 255, 0)
 

@@ -7,13 +7,12 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from conftest import TinyModel
+from conftest import TinyModel, load_encoder
 from quality import measure
 
-from clipsearch.encoder import Encoder
-from clipsearch.images import prepare_pixels
-from clipsearch.models import ModelSpec, identify
-from clipsearch.query_model import QueryModel
+from clipsearch.imaging.pixels import prepare_pixels
+from clipsearch.models.identity import ModelSpec, identify
+from clipsearch.models.query_model import QueryModel
 
 MAX_CHECKPOINT_BYTES = 16 * 1024 * 1024
 
@@ -29,7 +28,7 @@ def _images_through(embed_pixels: Callable[[np.ndarray], np.ndarray], settings: 
 
 def test_the_model_passes_its_quality_gate_through_the_product_encoder(test_model: TinyModel) -> None:
     # The product's real path: the config registered with open_clip, the checkpoint as a local --pretrained file.
-    encoder = Encoder(identify(ModelSpec(str(test_model.config), str(test_model.checkpoint))), "cpu")
+    encoder = load_encoder(identify(ModelSpec(str(test_model.config), str(test_model.checkpoint))))
     report = measure(_images_through(encoder.embed_pixels, encoder.preprocessing), encoder.embed_texts)
     assert report.shape_top1 >= 0.9 and report.arrow_accuracy >= 0.9, report.summary()
 
@@ -39,8 +38,8 @@ def test_int8_and_the_numpy_copy_keep_the_vit_twin_s_gate_figures(test_vit: Tiny
     # weaker than the ResNet test model (it learns shapes and arrows more slowly), so what is checked is that
     # neither path changes what fp32 gets right: the copy not at all, int8 by one near-tie at most.
     identity = identify(ModelSpec(str(test_vit.config), str(test_vit.checkpoint)))
-    quantised = Encoder(identity, "cpu", "auto", export_to=tmp_path / "copy")
-    exact = Encoder(identity, "cpu", "fp32")
+    quantised = load_encoder(identity, "auto", query_model_to=tmp_path / "copy")
+    exact = load_encoder(identity)
     copy = QueryModel.open(tmp_path / "copy", identity)
     assert quantised.precision == "int8" and copy is not None and copy.embeds_images
     reports = {name: measure(_images_through(encoder.embed_pixels, exact.preprocessing), encoder.embed_texts)

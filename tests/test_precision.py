@@ -6,17 +6,21 @@ import json
 from pathlib import Path
 
 import numpy as np
-from conftest import TinyModel, model_args, run_cli
+import pytest
+from conftest import TinyModel, load_encoder, model_args, run_cli
 
-from clipsearch.encoder import Encoder
-from clipsearch.images import decode_image, prepare_pixels, read_file
-from clipsearch.models import ModelSpec, identify
+from clipsearch.imaging.decode import decode_image, read_file
+from clipsearch.imaging.pixels import prepare_pixels
+from clipsearch.models.identity import ModelSpec, identify
+from clipsearch.models.openclip import OpenClipEncoder
+
+pytestmark = pytest.mark.slow  # the quick tier (-m "not slow") leaves these to CI
 
 
 def test_int8_embeddings_stay_within_0_99_cosine_of_fp32(random_vit, photo_library) -> None:
     _, photos = photo_library
     identity = identify(ModelSpec(str(random_vit.config), str(random_vit.checkpoint)))
-    exact, fast = Encoder(identity, "cpu", "fp32"), Encoder(identity, "cpu", "int8")
+    exact, fast = load_encoder(identity), load_encoder(identity, "int8")
     assert (exact.precision, fast.precision) == ("fp32", "int8")
     size = exact.preprocessing.image_size
     pixels = np.stack([prepare_pixels(decode_image(read_file(str(p.path)), target_size=size).image, size)
@@ -51,10 +55,10 @@ def test_mobileclip_towers_are_folded_for_inference_without_changing_embeddings(
     checkpoint = tmp_path / "mobileclip2-s0-random.pt"
     torch.save(model.state_dict(), checkpoint)
     identity = identify(ModelSpec("MobileCLIP2-S0", str(checkpoint)))
-    published = Encoder(identity, "cpu", "fp32", reparameterize=False)
-    folded = Encoder(identity, "cpu", "fp32")
+    published = load_encoder(identity, reparameterize=False)
+    folded = load_encoder(identity)
 
-    def parameters(encoder: Encoder) -> int:
+    def parameters(encoder: OpenClipEncoder) -> int:
         return sum(parameter.numel() for parameter in encoder._model.visual.parameters())
 
     assert parameters(folded) < parameters(published)

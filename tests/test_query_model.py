@@ -11,14 +11,14 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import IndexedLibrary, TinyModel, model_args, run_cli
+from conftest import TINY_VIT, IndexedLibrary, TinyModel, load_encoder, model_args, run_cli
 from test_cli import shows
 
-from clipsearch.encoder import Encoder
-from clipsearch.images import decode_image, prepare_pixels, read_file
-from clipsearch.models import ModelSpec, identify
-from clipsearch.query_model import QueryModel
-from clipsearch.tokenizer import ClipTokenizer
+from clipsearch.imaging.decode import decode_image, read_file
+from clipsearch.imaging.pixels import prepare_pixels
+from clipsearch.models.identity import ModelSpec, identify
+from clipsearch.models.query_model import QueryModel
+from clipsearch.models.tokenizer import ClipTokenizer
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -62,9 +62,9 @@ def test_a_vit_copy_embeds_texts_and_images_like_the_model(random_vit: TinyModel
     _, photos = photo_library
     identity = identify(ModelSpec(str(random_vit.config), str(random_vit.checkpoint)))
     # `auto` quantises the image tower to int8 on a CPU: the copy must be taken from the fp32 weights before that.
-    quantised = Encoder(identity, "cpu", "auto", export_to=tmp_path / "copy")
+    quantised = load_encoder(identity, "auto", query_model_to=tmp_path / "copy")
     assert quantised.precision == "int8"
-    exact = Encoder(identity, "cpu", "fp32")
+    exact = load_encoder(identity)
     copy = QueryModel.open(tmp_path / "copy", identity)
     assert copy is not None and copy.embeds_images
     texts = ["a red circle", "an arrow pointing left", "un café à Paris", "word " * 40]
@@ -121,3 +121,61 @@ def model_args_of(db: Path) -> tuple[str, str]:
     with sqlite3.connect(db / "catalog.db") as connection:
         stored = json.loads(connection.execute("SELECT value FROM settings WHERE key = 'model'").fetchone()[0])
     return stored["config_path"], stored["checkpoint_path"]
+
+
+@pytest.mark.slow
+def test_the_default_architecture_exports_both_towers(tmp_path: Path) -> None:
+    # An open_clip upgrade that changes ViT-B-32-256's modules must fail here, not quietly make every query load
+    # torch. Random weights: the export and its self-check do not depend on their values.
+    import open_clip
+
+    from clipsearch.config import DEFAULT_MODEL
+    from clipsearch.models.hub import quiet_root_logger
+    from clipsearch.models.openclip import _preprocessing
+    from clipsearch.models.query_model_export import export_query_model
+
+    with quiet_root_logger():
+        model = open_clip.create_model(DEFAULT_MODEL).eval()
+        tokenizer = open_clip.get_tokenizer(DEFAULT_MODEL)
+    identity = identify(ModelSpec(DEFAULT_MODEL, None))
+    report = export_query_model(model, tokenizer, _preprocessing(open_clip, model), identity, tmp_path / "qm")
+    assert (report.text, report.image, report.reason) == (True, True, None)
+    assert QueryModel.open(tmp_path / "qm", identity) is not None
+
+
+def test_a_model_without_a_query_model_is_not_tried_again_until_open_clip_changes(photo_library,
+                                                                                  tmp_path: Path) -> None:
+    import open_clip
+    import torch
+
+    # A text tower pooled at its EOS token: open_clip runs it, the numpy query model does not.
+    config = tmp_path / "tiny-eos-pool.json"
+    config.write_text(json.dumps({**TINY_VIT, "text_cfg": {**TINY_VIT["text_cfg"], "pool_type": "eos"}}))
+    open_clip.add_model_config(config)
+    torch.manual_seed(1)
+    checkpoint = tmp_path / "tiny-eos-pool.pt"
+    torch.save(open_clip.create_model("tiny-eos-pool").state_dict(), checkpoint)
+    _, photos = photo_library
+    folder, db = tmp_path / "photos", tmp_path / "db"
+    folder.mkdir()
+    shutil.copy2(photos[0].path, folder / "first.jpg")
+    assert run_cli("index", folder, "--db", db, "--model", config, "--pretrained", checkpoint).exit_code == 0
+
+    outcome_file = db / "query-model.json"
+    outcome = json.loads(outcome_file.read_text())
+    assert outcome["text"] is False and "eos" in outcome["reason"]
+    assert outcome["software"] == f"open_clip {open_clip.__version__}"
+    assert not (db / "query-model").exists()
+    status = run_cli("status", "--db", db).stdout
+    assert "cannot be made for this model" in status and "queries load torch" in status
+    written = outcome_file.stat().st_mtime_ns
+
+    shutil.copy2(photos[1].path, folder / "second.jpg")  # something to embed: the model loads again
+    assert "indexed 1," in run_cli("index", folder, "--db", db).stderr
+    assert run_cli("query", "a red circle", "--db", db).exit_code == 0
+    assert outcome_file.stat().st_mtime_ns == written  # not tried again
+
+    outcome["software"] = "open_clip 0.0.1"  # as if open_clip was upgraded since: worth another try
+    outcome_file.write_text(json.dumps(outcome))
+    assert run_cli("query", "a red circle", "--db", db).exit_code == 0
+    assert json.loads(outcome_file.read_text())["software"] == f"open_clip {open_clip.__version__}"

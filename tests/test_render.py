@@ -9,10 +9,10 @@ import os
 import re
 
 import pytest
+from conftest import run_cli
 
-from clipsearch.errors import UsageError
-from clipsearch.render import FORMATS, NEWLINE_WARNING, choose_format, render_results
-from clipsearch.search import SearchResult
+from clipsearch.output.formats import NEWLINE_WARNING, OutputFormat, RenderOptions, choose_format, render_results
+from clipsearch.search.results import SearchResult
 
 AWKWARD_PATHS = [
     "/photos/plain.jpg",
@@ -44,7 +44,7 @@ def make_results(paths: list[str], query: str | None = None) -> list[SearchResul
 
 def render(results: list[SearchResult], fmt: str, **kwargs: object) -> tuple[bytes, list[str]]:
     out = io.BytesIO()
-    warnings = render_results(results, fmt, out, **kwargs)
+    warnings = render_results(results, OutputFormat(fmt), out, RenderOptions(**kwargs))
     return out.getvalue(), warnings
 
 
@@ -208,11 +208,11 @@ def test_choose_format() -> None:
     assert choose_format("table", null=False, stdout_is_tty=False) == "table"
     assert choose_format("json", null=True, stdout_is_tty=True) == "null"
     assert choose_format(None, null=True, stdout_is_tty=False) == "null"
-    assert set(FORMATS) == {"table", "json", "jsonl", "csv", "tsv", "paths", "null"}
+    assert {f.value for f in OutputFormat} == {"table", "json", "jsonl", "csv", "tsv", "paths", "null"}
 
 
 def test_unknown_format_is_a_usage_error() -> None:
-    with pytest.raises(UsageError, match="xml"):
-        choose_format("xml", null=False, stdout_is_tty=True)
-    with pytest.raises(UsageError):
-        render_results([], "xml", io.BytesIO())
+    result = run_cli("query", "a cat", "-f", "xml")
+    assert result.exit_code == 2
+    assert result.stderr.startswith("clipsearch: error: ") and "xml" in result.stderr
+    assert len(result.stderr.splitlines()) == 1

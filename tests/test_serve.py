@@ -17,7 +17,10 @@ import pytest
 from conftest import IndexedLibrary, TinyModel, model_args, run_cli
 
 from clipsearch.config import DataDir
-from clipsearch.serve import server_info, socket_path
+from clipsearch.search.client import server_info
+from clipsearch.search.protocol import socket_path
+
+pytestmark = pytest.mark.slow  # the quick tier (-m "not slow") leaves these to CI
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -141,8 +144,7 @@ def test_stopping_removes_the_socket_and_a_dead_server_is_not_needed(db: Path) -
 
 
 def test_status_shows_a_running_server(db: Path) -> None:
-    assert "server" not in json.loads(run_cli("status", "--json", "--db", db).stdout) or json.loads(
-        run_cli("status", "--json", "--db", db).stdout)["server"] is None
+    assert json.loads(run_cli("status", "--json", "--db", db).stdout)["server"] is None
     with running_server(db) as server:
         report = json.loads(run_cli("status", "--json", "--db", db).stdout)
         assert report["server"]["pid"] == server.pid

@@ -1,4 +1,4 @@
-"""The HNSW index derived from the catalogue: build, catch up, search, save.
+"""The HNSW vector index derived from the catalogue: build, catch up, search, save.
 
 The file beside the catalogue is a cache. A small JSON state records which catalogue it
 belongs to, up to which change sequence it is current, and a fingerprint of the file,
@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import contextlib
 import errno
-import hashlib
 import json
 import os
 from dataclasses import dataclass
@@ -19,20 +18,16 @@ from pathlib import Path
 import hnswlib
 import numpy as np
 
-from clipsearch.catalog import Catalog
 from clipsearch.config import DataDir
 from clipsearch.errors import CatalogError
+from clipsearch.files import fingerprint, remove_leftovers, temporary_name, write_json_atomically
+from clipsearch.store.catalog import Catalog
 
-# Measured by bench/vector_search.py over 1M synthetic CLIP-like 512-d vectors, one query at a time on one
-# thread of an idle 2-core CPU. M=32, ef_construction=200: recall@10 0.991 at ef=128 (p50 0.31 ms) and 0.997
-# at ef=256 (p50 0.53 ms) for image-like queries; for low-contrast, text-like ones (best match scoring about
-# 0.44) 0.946 at ef=128 and 0.976 at ef=256 (p50 0.67 ms), hence 256. M=16, ef_construction=100 builds about twice
-# as fast but needs ef=512 for 0.96 on those. Loaded, an index takes about 2.4 KB per vector: the 2 KB vector,
-# 2*M links of 4 bytes and hnswlib's bookkeeping.
+# Chosen with bench/vector_search.py over 1M synthetic CLIP-like vectors (README, "Vector search"): low-contrast,
+# text-like queries need ef=256 for recall@10 near 0.98, and M=16 would need ef=512 for them.
 HNSW_M = 32
 HNSW_EF_CONSTRUCTION = 200
 HNSW_EF_SEARCH = 256
-_FINGERPRINT_BYTES = 1 << 16
 
 
 @dataclass(frozen=True)
@@ -65,27 +60,15 @@ class IndexState:
 
 def trusted_state(data_dir: DataDir, catalog: Catalog, dim: int) -> IndexState | None:
     """The saved index's state, if the file on disk is the one it describes, for this catalogue and model."""
-    state = IndexState.read(data_dir.index_state)
+    state = IndexState.read(data_dir.hnsw_state)
     if (state is None or state.catalog_id != (catalog.get_setting("catalog_id") or "") or state.dim != dim
             or state.seq > catalog.current_seq()):
         return None
     try:
-        on_disk = fingerprint(data_dir.index)
+        on_disk = fingerprint(data_dir.hnsw)
     except OSError:
         return None
     return state if on_disk == (state.size, state.fingerprint) else None
-
-
-def fingerprint(path: Path) -> tuple[int, str]:
-    """Size and a hash of the file's head and tail: catches truncation and overwrites cheaply."""
-    size = path.stat().st_size
-    digest = hashlib.blake2b(digest_size=16)
-    with path.open("rb") as handle:
-        digest.update(handle.read(_FINGERPRINT_BYTES))
-        if size > _FINGERPRINT_BYTES:
-            handle.seek(max(_FINGERPRINT_BYTES, size - _FINGERPRINT_BYTES))
-            digest.update(handle.read())
-    return size, digest.hexdigest()
 
 
 class VectorIndex:
@@ -105,7 +88,7 @@ class VectorIndex:
         how = "loaded"
         if state is not None:
             try:
-                index = cls._load(data_dir.index, dim, state.seq, catalog)
+                index = cls._load(data_dir.hnsw, dim, state.seq, catalog)
             except (OSError, RuntimeError, ValueError, MemoryError):
                 index = None
         if index is not None and index.catch_up(catalog):
@@ -195,10 +178,8 @@ class VectorIndex:
     def save(self, data_dir: DataDir, catalog_id: str) -> None:
         """Write the index, then its state, each atomically: a reader that sees the new state sees the new file."""
         data_dir.root.mkdir(parents=True, exist_ok=True)
-        for leftover in data_dir.root.glob("vectors.*.tmp*"):  # from a save that was killed
-            with contextlib.suppress(OSError):
-                leftover.unlink()
-        temporary = data_dir.index.with_name(data_dir.index.name + f".tmp{os.getpid()}")
+        remove_leftovers(data_dir.hnsw)  # from a save that was killed
+        temporary = temporary_name(data_dir.hnsw)
         try:
             self._index.save_index(str(temporary))
             # hnswlib does not report a failed write (a full disk leaves a short file): check before trusting it.
@@ -207,10 +188,17 @@ class VectorIndex:
         except OSError as error:
             with contextlib.suppress(OSError):
                 temporary.unlink()
-            raise CatalogError(f"cannot write the vector index {data_dir.index}: {error.strerror or error}") from error
-        os.replace(temporary, data_dir.index)
-        size, digest = fingerprint(data_dir.index)
+            raise CatalogError(f"cannot write the vector index {data_dir.hnsw}: {error.strerror or error}") from error
+        os.replace(temporary, data_dir.hnsw)
+        size, digest = fingerprint(data_dir.hnsw)
         state = IndexState(catalog_id=catalog_id, seq=self.seq, dim=self.dim, size=size, fingerprint=digest)
-        temporary_state = data_dir.index_state.with_name(data_dir.index_state.name + f".tmp{os.getpid()}")
-        temporary_state.write_text(json.dumps(state.__dict__))
-        os.replace(temporary_state, data_dir.index_state)
+        write_json_atomically(data_dir.hnsw_state, state.__dict__)
+
+    def persist(self, catalog: Catalog, data_dir: DataDir) -> None:
+        """Catch up with the catalogue, save, and drop the tombstones the saved file no longer needs.
+
+        Callers hold the writer lock.
+        """
+        self.catch_up(catalog)
+        self.save(data_dir, catalog.get_setting("catalog_id") or "")
+        catalog.prune_tombstones(self.seq)

@@ -44,7 +44,7 @@ _NOTHING_FOR_FTFY = regex.compile(r"[\t\n\r\x20-\x25\x27-\x7e]*")
 def clean(text: str) -> str:
     """Fix mojibake, unescape HTML twice, collapse whitespace, lower-case: CLIP's 'lower' cleaning."""
     if not _NOTHING_FOR_FTFY.fullmatch(text):
-        import ftfy  # open_clip's own dependency, and 60 ms to import: only for text that may need it
+        import ftfy  # open_clip's own dependency, and slow to import: only for text that may need it
 
         text = ftfy.fix_text(text)
     text = html.unescape(html.unescape(text)).strip()
@@ -55,8 +55,8 @@ class ClipTokenizer:
     def __init__(self, vocabulary_file: Path, context_length: int) -> None:
         raw = vocabulary_file.read_bytes()
         text = (gzip.decompress(raw) if vocabulary_file.suffix == ".gz" else raw).decode("utf-8")
-        # Each merge is one line, "left right". Ranks stay keyed by that line, which spares a fresh query the
-        # 50 ms of splitting 49k lines into pairs.
+        # Each merge is one line, "left right". Ranks stay keyed by that line, which spares every fresh query
+        # splitting 49k lines into pairs.
         merges = text.split("\n")[1:_MERGES_USED + 1]
         symbols = list(_byte_symbols().values())
         vocabulary = symbols + [s + "</w>" for s in symbols] + [m.replace(" ", "") for m in merges]

@@ -1,23 +1,16 @@
-"""Resident mode: one process holds the model and the index, and answers queries on a local socket.
+"""`clipsearch serve`: one process keeps the model and the index in memory and answers on a local socket.
 
-`clipsearch query` and `similar` try the socket first and fall back to searching in-process,
-so the server is never required, only faster. The socket lives in a folder only the user can
-enter and is itself owned by the user only; the server also checks each caller's uid.
-
-The protocol is one JSON request and one JSON answer per connection. JSON's \\udcXX escapes
-carry file names that are not valid UTF-8 through unchanged.
+`clipsearch query` and `similar` try the socket first and fall back to searching in-process
+(clipsearch.search.router), so the server is never required, only faster.
 """
 
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import json
 import os
 import socket
-import stat
 import struct
-import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
@@ -26,112 +19,17 @@ from typing import Any
 
 from clipsearch.config import DataDir
 from clipsearch.errors import ClipsearchError, ExitCode, UsageError
-from clipsearch.results import QueryOptions, SearchResult
-
-PROTOCOL_VERSION = 1
-_CONNECT_TIMEOUT_S = 1.0
-_ANSWER_TIMEOUT_S = 300.0  # an image query may have to load torch first
-
-
-class ServerError(ClipsearchError):
-    """An error the server reported for a request: the same message and exit code as a local search."""
-
-    def __init__(self, message: str, exit_code: int) -> None:
-        super().__init__(message)
-        self.exit_code = ExitCode(exit_code)
-
-
-def socket_path(data_dir: DataDir) -> Path:
-    """Where the server for this database listens: one socket per database, in a per-user folder.
-
-    Unix socket paths are limited to about 100 bytes, so the database is named by a hash, not its path.
-    """
-    runtime = os.environ.get("XDG_RUNTIME_DIR")
-    base = Path(runtime) / "clipsearch" if runtime and Path(runtime).is_dir() else (
-        Path(tempfile.gettempdir()) / f"clipsearch-{os.getuid()}")
-    digest = hashlib.blake2b(os.fsencode(data_dir.root), digest_size=8).hexdigest()
-    return base / f"{digest}.sock"
-
-
-def _private_folder(folder: Path, create: bool) -> bool:
-    """Whether `folder` is ours alone (created that way if asked); anything else could be someone's trap."""
-    if create:
-        with contextlib.suppress(FileExistsError):
-            folder.mkdir(mode=0o700, parents=True)
-    try:
-        info = folder.lstat()
-    except OSError:
-        return False
-    return stat.S_ISDIR(info.st_mode) and info.st_uid == os.getuid() and stat.S_IMODE(info.st_mode) & 0o077 == 0
-
-
-# ---------------------------------------------------------------------------------------------- client
-
-
-def _exchange(path: Path, request: dict[str, Any]) -> dict[str, Any] | None:
-    """Send one request; None if no server of ours answers there."""
-    if not path.exists() or not _private_folder(path.parent, create=False) or path.lstat().st_uid != os.getuid():
-        return None
-    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as connection:
-        connection.settimeout(_CONNECT_TIMEOUT_S)
-        try:
-            connection.connect(str(path))
-        except OSError:
-            return None  # a socket left behind by a server that died: search in-process
-        connection.settimeout(_ANSWER_TIMEOUT_S)
-        connection.sendall(json.dumps(request).encode() + b"\n")
-        connection.shutdown(socket.SHUT_WR)
-        answer = _read_all(connection)
-    try:
-        return json.loads(answer)
-    except ValueError:
-        return None
-
-
-def _read_all(connection: socket.socket) -> bytes:
-    chunks = []
-    while chunk := connection.recv(1 << 16):
-        chunks.append(chunk)
-    return b"".join(chunks)
-
-
-def ask(data_dir: DataDir, kind: str, queries: list[str], options: QueryOptions) -> list[SearchResult] | None:
-    """The server's answer to these queries, or None if no server runs for this database."""
-    if kind == "image":  # the server has another working directory: send paths it can open, show the user's own
-        sent = [os.path.abspath(q) for q in queries]
-        shown = dict(zip(sent, queries))
-    else:
-        sent, shown = queries, {}
-    within = os.path.abspath(options.within) if options.within else None
-    request = {"version": PROTOCOL_VERSION, "kind": kind, "queries": sent,
-               "options": asdict(QueryOptions(options.limit, options.min_score, within, options.include_self))}
-    try:
-        answer = _exchange(socket_path(data_dir), request)
-    except OSError:
-        return None
-    if answer is None or answer.get("version") != PROTOCOL_VERSION:
-        return None
-    if "error" in answer:
-        raise ServerError(answer["error"], answer.get("exit_code", ExitCode.ERROR))
-    results = [SearchResult(**fields) for fields in answer["results"]]
-    return [SearchResult(**{**asdict(r), "query": shown.get(r.query, r.query)}) for r in results] if shown else results
-
-
-def server_info(data_dir: DataDir) -> dict[str, Any] | None:
-    """pid and uptime of the server for this database, if one runs."""
-    try:
-        answer = _exchange(socket_path(data_dir), {"version": PROTOCOL_VERSION, "kind": "info"})
-    except OSError:
-        return None
-    return answer if answer and answer.get("version") == PROTOCOL_VERSION else None
-
-
-# ---------------------------------------------------------------------------------------------- server
+from clipsearch.models.device import Device
+from clipsearch.models.identity import MODEL_SETTING, ModelIdentity
+from clipsearch.search.client import server_info
+from clipsearch.search.protocol import PROTOCOL_VERSION, private_folder, read_all, socket_path
+from clipsearch.search.request import QueryKind, QueryOptions
+from clipsearch.search.searcher import Searcher
 
 
 @dataclass(frozen=True)
 class ServeOptions:
-    device: str = "auto"
+    device: Device = Device.auto
     idle_timeout_s: float | None = None  # exit after this long without a request
 
 
@@ -144,13 +42,11 @@ class SearchServer:
         self.path = socket_path(data_dir)
         self.started = time.time()
         self.answered = 0
-        self._searcher: Any = None
+        self._searcher: Searcher | None = None
         self._catalog_file: tuple[int, int] | None = None
 
-    def _open(self) -> Any:
+    def _open(self) -> Searcher:
         """A Searcher for the database as it is now: reopened when the catalogue file or its model changes."""
-        from clipsearch.models import MODEL_SETTING, ModelIdentity
-
         identity = self._catalog_identity()
         searcher = self._searcher
         if searcher is not None and identity == self._catalog_file:
@@ -158,8 +54,6 @@ class SearchServer:
             if stored and ModelIdentity.from_dict(stored).same_model(searcher.identity):
                 searcher.index.catch_up(searcher.catalog)
                 return searcher
-        from clipsearch.search import Searcher
-
         if searcher is not None:
             searcher.close()
             self._searcher = None
@@ -190,10 +84,10 @@ class SearchServer:
         try:
             searcher = self._open()
             options = QueryOptions(**request["options"])
-            queries, kind = request["queries"], request["kind"]
-            if kind not in ("text", "image") or not isinstance(queries, list):
-                raise UsageError(f"the server does not answer {kind!r} requests")
-            results = searcher.texts(queries, options) if kind == "text" else searcher.images(queries, options)
+            queries = request["queries"]
+            if request["kind"] not in (QueryKind.text.value, QueryKind.image.value) or not isinstance(queries, list):
+                raise UsageError(f"the server does not answer {request['kind']!r} requests")
+            results = searcher.search(QueryKind(request["kind"]), queries, options)
             self.answered += 1
             return {**base, "results": [asdict(r) for r in results]}
         except ClipsearchError as error:
@@ -205,7 +99,7 @@ class SearchServer:
 
     def serve(self, on_ready: Callable[[Path], None] = lambda path: None) -> None:
         """Listen until interrupted (or idle too long); the socket is removed on the way out."""
-        if not _private_folder(self.path.parent, create=True):
+        if not private_folder(self.path.parent, create=True):
             raise UsageError(f"{self.path.parent} is not a folder only you can use: remove it, or set XDG_RUNTIME_DIR")
         listener = self._listen()
         try:
@@ -248,7 +142,7 @@ class SearchServer:
         try:
             if _peer_uid(connection) not in (None, os.getuid()):
                 return
-            request = json.loads(_read_all(connection))
+            request = json.loads(read_all(connection))
             answer = self.answer(request) if isinstance(request, dict) else {
                 "version": PROTOCOL_VERSION, "error": "a malformed request", "exit_code": ExitCode.ERROR}
             connection.sendall(json.dumps(answer).encode())

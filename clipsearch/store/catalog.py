@@ -2,152 +2,42 @@
 
 It is the source of truth. Every change to a vector carries a sequence number (`seq`),
 and removals leave a tombstone, so the derived HNSW file can be caught up from any
-earlier state instead of being rebuilt.
-
-Paths are stored as BLOBs of their exact bytes (os.fsencode): file names that are not
-valid UTF-8 survive, and folder filters compare byte prefixes, so `%` and `_` in folder
-names mean nothing special. Every statement takes its data as `?` parameters.
+earlier state instead of being rebuilt. Every statement takes its data as `?` parameters.
 
 Whatever SQLite reports (a damaged file, a read-only folder, a full disk) leaves this module as
 a CatalogError that names the catalogue file, from any method, not only when it is opened
-(clipsearch.sqlite_guard translates them).
+(clipsearch.store.sqlite_guard translates them).
 """
 
 from __future__ import annotations
 
 import contextlib
 import json
-import os
 import sqlite3
-from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
-from datetime import datetime, timezone
+from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import numpy as np
 
 from clipsearch.errors import CatalogError
-from clipsearch.sqlite_guard import Transaction, catalog_error, guarded, translated
-
-if TYPE_CHECKING:
-    import sqlite_utils
-
-Migration = Callable[["sqlite_utils.Database"], None]
-
-
-def _create_tables(db: sqlite_utils.Database) -> None:
-    db["files"].create(
-        {
-            "id": int, "path": bytes, "size": int, "mtime_ns": int, "hash": str, "width": int, "height": int,
-            "taken_at": str, "indexed_at": str, "seq": int, "vector": bytes,
-        },
-        pk="id",
-        not_null={"path", "size", "mtime_ns", "hash", "indexed_at", "seq", "vector"},
-    )
-    db["files"].create_index(["path"], unique=True)
-    db["files"].create_index(["seq"])
-    db["files"].create_index(["hash"])
-    db["removed"].create({"id": int, "seq": int}, pk="id", not_null={"seq"})
-    db["removed"].create_index(["seq"])
-    db["failures"].create({"path": bytes, "size": int, "mtime_ns": int, "reason": str}, pk="path")
-    db["roots"].create({"path": bytes, "indexed_at": str}, pk="path")
-    db["settings"].create({"key": str, "value": str}, pk="key")
-
-
-CATALOG_PAGE_SIZE = 16384
-
-# Append only: position N (1-based) takes a catalogue from schema N-1 to N.
-MIGRATIONS: tuple[Migration, ...] = (_create_tables,)
-SCHEMA_VERSION = len(MIGRATIONS)
-
-
-@dataclass(frozen=True)
-class KnownFile:
-    id: int
-    size: int
-    mtime_ns: int
-    hash: str
-
-
-@dataclass(frozen=True)
-class FileRecord:
-    id: int
-    path: str
-    width: int | None
-    height: int | None
-    taken_at: str | None
-
-
-@dataclass(frozen=True)
-class NewFile:
-    """A file ready to be written: its vector, or the id of a row whose vector it shares."""
-
-    path: str
-    size: int
-    mtime_ns: int
-    hash: str
-    width: int | None
-    height: int | None
-    taken_at: str | None
-    vector: np.ndarray
-
-
-@dataclass(frozen=True)
-class Move:
-    id: int
-    new_path: str
-    size: int
-    mtime_ns: int
-
-
-@dataclass(frozen=True)
-class Changes:
-    removed: list[int]
-    updated_ids: np.ndarray
-    updated_vectors: np.ndarray
-    # False when tombstones the caller needed were pruned (it is older than the saved index): compare ids instead.
-    removals_complete: bool = True
-
-
-@dataclass(frozen=True)
-class CatalogStats:
-    files: int
-    roots: list[str]
-    last_indexed: str | None
-    failures: int
-
-
-def encode_path(path: str) -> bytes:
-    return os.fsencode(path)
-
-
-def decode_path(raw: bytes | str) -> str:
-    return raw if isinstance(raw, str) else os.fsdecode(raw)
-
-
-def now_iso() -> str:
-    return datetime.now(timezone.utc).astimezone().isoformat(timespec="seconds")
-
-
-def _prefix(folder: str) -> bytes:
-    raw = encode_path(folder)
-    return raw if raw.endswith(b"/") else raw + b"/"
-
-
-# Everything under a folder, as a range of byte strings: BLOBs compare like memcmp, so the path index serves it,
-# and `%` and `_` in names mean nothing special. b"0" is the byte after b"/".
-UNDER = "(path >= ? AND path < ?)"
-AT_OR_UNDER = f"(path = ? OR {UNDER})"
-
-
-def _under(folder: str) -> tuple[bytes, bytes]:
-    prefix = _prefix(folder)
-    return prefix, prefix[:-1] + b"0"
-
-
-def _at_or_under(path: str) -> tuple[bytes, bytes, bytes]:
-    return (encode_path(path), *_under(path))
+from clipsearch.store.rows import (
+    AT_OR_UNDER,
+    UNDER,
+    CatalogStats,
+    Changes,
+    FileRecord,
+    KnownFile,
+    Move,
+    NewFile,
+    at_or_under,
+    chunked,
+    decode_path,
+    encode_path,
+    now_iso,
+    under,
+)
+from clipsearch.store.schema import migrate
+from clipsearch.store.sqlite_guard import Transaction, catalog_error, guarded, translated
 
 
 class Catalog:
@@ -160,7 +50,7 @@ class Catalog:
                 path.parent.mkdir(parents=True, exist_ok=True)
             self._conn = sqlite3.connect(str(path), timeout=30, isolation_level=None, check_same_thread=False)
             self._conn.execute("PRAGMA busy_timeout = 30000")
-            self._migrate(create)
+            migrate(self._conn, path, create=create)
             if create:
                 self._check_writable()
         except CatalogError:
@@ -191,36 +81,6 @@ class Catalog:
             if self._conn.in_transaction:
                 with contextlib.suppress(sqlite3.Error):
                     self._conn.execute("ROLLBACK")
-
-    def _migrate(self, writable: bool) -> None:
-        version = self._conn.execute("PRAGMA user_version").fetchone()[0]
-        if version > SCHEMA_VERSION:
-            raise CatalogError(
-                f"{self.path} was written by a newer clipsearch (schema {version}, this one knows {SCHEMA_VERSION}): "
-                "upgrade clipsearch, or use another --db"
-            )
-        if version == SCHEMA_VERSION:
-            return
-        if version == 0:
-            if self._conn.execute("SELECT count(*) FROM sqlite_master").fetchone()[0]:
-                raise CatalogError(f"{self.path} is an SQLite file but not a clipsearch catalogue")
-            if not writable:  # e.g. emptied by `: > catalog.db`, or a run that died before creating the tables
-                raise CatalogError(f"{self.path} is empty: run `clipsearch index FOLDER` to fill it")
-        elif not writable:
-            raise CatalogError(f"{self.path} needs upgrading: run `clipsearch index` once to migrate it")
-        if version == 0:
-            # Set before the first table, the only time it can be set cheaply: with 4 KB pages a row and its 2 KB
-            # vector fill a page each (4.2 KB a photo); 16 KB pages hold six (2.5 KB a photo, measured at 50k).
-            self._conn.execute(f"PRAGMA page_size = {CATALOG_PAGE_SIZE}")
-        import sqlite_utils  # 70 ms to import: only when there is a schema to create or migrate
-
-        db = sqlite_utils.Database(self._conn)
-        db.enable_wal()
-        for number, migration in enumerate(MIGRATIONS[version:], start=version + 1):
-            with self.transaction():
-                migration(db)
-                # PRAGMA takes no parameters; `number` is our own int, never data from the file or the user.
-                self._conn.execute(f"PRAGMA user_version = {int(number)}")
 
     def errors(self) -> contextlib.AbstractContextManager[None]:
         """Turn SQLite errors inside the block into a CatalogError naming this catalogue."""
@@ -282,7 +142,7 @@ class Catalog:
         known: dict[str, KnownFile] = {}
         for root in roots:
             rows = self._conn.execute(f"SELECT path, id, size, mtime_ns, hash FROM files WHERE {AT_OR_UNDER}",
-                                      _at_or_under(root))
+                                      at_or_under(root))
             for path, *rest in rows:
                 known[decode_path(path)] = KnownFile(*rest)
         return known
@@ -292,19 +152,16 @@ class Catalog:
         failures: dict[str, tuple[int, int]] = {}
         for root in roots:
             rows = self._conn.execute(f"SELECT path, size, mtime_ns FROM failures WHERE {AT_OR_UNDER}",
-                                      _at_or_under(root))
+                                      at_or_under(root))
             failures.update((decode_path(path), (size, mtime)) for path, size, mtime in rows)
         return failures
 
     @guarded
     def records(self, ids: Sequence[int]) -> dict[int, FileRecord]:
         found: dict[int, FileRecord] = {}
-        ids = list(ids)
-        for start in range(0, len(ids), 500):
-            chunk = ids[start:start + 500]
-            marks = ",".join("?" * len(chunk))
+        for part, marks in chunked(ids):
             for row in self._conn.execute(
-                f"SELECT id, path, width, height, taken_at FROM files WHERE id IN ({marks})", chunk
+                f"SELECT id, path, width, height, taken_at FROM files WHERE id IN ({marks})", part
             ):
                 found[row[0]] = FileRecord(row[0], decode_path(row[1]), *row[2:])
         return found
@@ -320,17 +177,17 @@ class Catalog:
 
     @guarded
     def ids_under(self, folder: str) -> np.ndarray:
-        rows = self._conn.execute(f"SELECT id FROM files WHERE {UNDER}", _under(folder))
+        rows = self._conn.execute(f"SELECT id FROM files WHERE {UNDER}", under(folder))
         return np.fromiter((r[0] for r in rows), dtype=np.int64)
 
     @guarded
     def count_under(self, folder: str) -> int:
-        return self._conn.execute(f"SELECT count(*) FROM files WHERE {UNDER}", _under(folder)).fetchone()[0]
+        return self._conn.execute(f"SELECT count(*) FROM files WHERE {UNDER}", under(folder)).fetchone()[0]
 
     @guarded
     def vectors_under(self, folder: str, chunk: int = 20000) -> Iterator[tuple[np.ndarray, np.ndarray]]:
         """(ids, vectors) of the files under a folder, in chunks, read in one pass along the path index."""
-        cursor = self._conn.execute(f"SELECT id, vector FROM files WHERE {UNDER}", _under(folder))
+        cursor = self._conn.execute(f"SELECT id, vector FROM files WHERE {UNDER}", under(folder))
         while rows := cursor.fetchmany(chunk):
             yield _stack(rows, self.path)
 
@@ -342,12 +199,8 @@ class Catalog:
             while rows := cursor.fetchmany(chunk):
                 yield _stack(rows, self.path)
             return
-        ids = list(ids)
-        for start in range(0, len(ids), 500):
-            part = ids[start:start + 500]
-            rows = self._conn.execute(
-                f"SELECT id, vector FROM files WHERE id IN ({','.join('?' * len(part))})", part
-            ).fetchall()
+        for part, marks in chunked(ids):
+            rows = self._conn.execute(f"SELECT id, vector FROM files WHERE id IN ({marks})", part).fetchall()
             if rows:
                 yield _stack(rows, self.path)
 
@@ -412,7 +265,7 @@ class Catalog:
         """Forget files and folders; returns how many files were removed."""
         ids: list[int] = []
         for path in paths:
-            where = _at_or_under(path)
+            where = at_or_under(path)
             ids += [r[0] for r in self._conn.execute(f"SELECT id FROM files WHERE {AT_OR_UNDER}", where)]
             self._conn.execute(f"DELETE FROM failures WHERE {AT_OR_UNDER}", where)
             self._conn.execute(f"DELETE FROM roots WHERE {AT_OR_UNDER}", where)

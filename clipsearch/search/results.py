@@ -1,8 +1,4 @@
-"""What a search is asked (QueryOptions) and what it answers (SearchResult).
-
-Light to import on purpose: a query answered by `clipsearch serve` needs these and nothing
-of the search machinery behind them.
-"""
+"""What a search answers: ranked results. Light to import: a query answered by `clipsearch serve` needs only this."""
 
 from __future__ import annotations
 
@@ -18,11 +14,3 @@ class SearchResult:
     height: int | None
     taken_at: str | None  # ISO 8601 capture time from EXIF, when known
     query: str | None = None  # the text or image path that produced it
-
-
-@dataclass(frozen=True)
-class QueryOptions:
-    limit: int = 10
-    min_score: float | None = None
-    within: str | None = None  # only files under this folder
-    include_self: bool = False  # similar: keep the query image in its own results

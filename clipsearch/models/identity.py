@@ -1,29 +1,34 @@
 """Which model a database uses: what the user asked for, its identity, and whether the two agree.
 
 Everything here works without torch or open_clip: a model's vector size is read from its
-config JSON, so `status`, queries answered by the numpy copy and the server's client never
+config JSON, so `status`, queries answered by the query model and the server's client never
 pay for importing them.
 """
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import importlib.util
 import json
-import logging
-from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from clipsearch.config import DEFAULT_MODEL, DEFAULT_PRETRAINED
 from clipsearch.errors import ModelError, ModelMismatchError, UsageError
 
-if TYPE_CHECKING:
-    from clipsearch.catalog import Catalog
-
 MODEL_SETTING = "model"
+CHECKPOINT_HASHES_SETTING = "checkpoint_hashes"
+
+
+class ModelRecord(Protocol):
+    """Where a database keeps its model's identity: the catalogue's settings."""
+
+    def get_json(self, key: str) -> dict | None: ...
+
+    def set_json(self, key: str, value: dict) -> None: ...
+
+    def count(self) -> int: ...
 
 
 @dataclass(frozen=True)
@@ -142,8 +147,8 @@ def identify(spec: ModelSpec, hash_cache: dict[str, list] | None = None) -> Mode
     )
 
 
-# Where open_clip lists weaker weights first: ViT-B-32's first tag is "openai" (ImageNet zero-shot 63.3%), and
-# laion2b_s34b_b79k (66.6%) was clipsearch's default before ViT-B-32-256, so `--model ViT-B-32` keeps meaning it.
+# Where open_clip lists weaker weights first: ViT-B-32's first tag is "openai", weaker on ImageNet than
+# laion2b_s34b_b79k, clipsearch's default before ViT-B-32-256, so `--model ViT-B-32` keeps meaning it.
 PREFERRED_PRETRAINED = {DEFAULT_MODEL: DEFAULT_PRETRAINED, "ViT-B-32": "laion2b_s34b_b79k"}
 
 
@@ -151,6 +156,8 @@ def default_pretrained(architecture: str) -> str:
     """What `--model NAME` alone means: our preferred weights, else open_clip's first pretrained tag."""
     if architecture in PREFERRED_PRETRAINED:
         return PREFERRED_PRETRAINED[architecture]
+    from clipsearch.models.hub import quiet_root_logger
+
     with quiet_root_logger():
         import open_clip
 
@@ -161,7 +168,7 @@ def default_pretrained(architecture: str) -> str:
     return tags[0]
 
 
-def resolve_model(catalog: Catalog, model: str | None, pretrained: str | None, *, reindex: bool = False,
+def resolve_model(catalog: ModelRecord, model: str | None, pretrained: str | None, *, reindex: bool = False,
                   ) -> tuple[ModelIdentity, bool]:
     """The model a command must use on this catalogue, and whether it replaces the recorded one.
 
@@ -191,11 +198,11 @@ def resolve_model(catalog: Catalog, model: str | None, pretrained: str | None, *
             raise UsageError(f"--model {model}: a local model config needs its weights: add --pretrained CHECKPOINT")
         else:
             asked_pretrained = default_pretrained(model)
-    hash_cache = catalog.get_json("checkpoint_hashes") or {}
+    hash_cache = catalog.get_json(CHECKPOINT_HASHES_SETTING) or {}
     cache_before = json.dumps(hash_cache, sort_keys=True)
     identity = identify(ModelSpec(asked_model, asked_pretrained), hash_cache)
     if json.dumps(hash_cache, sort_keys=True) != cache_before:
-        catalog.set_json("checkpoint_hashes", hash_cache)
+        catalog.set_json(CHECKPOINT_HASHES_SETTING, hash_cache)
     if stored is None:
         return identity, True
     if not stored.same_model(identity):
@@ -209,15 +216,3 @@ def resolve_model(catalog: Catalog, model: str | None, pretrained: str | None, *
     if (identity.checkpoint_path, identity.config_path) != (stored.checkpoint_path, stored.config_path):
         catalog.set_json(MODEL_SETTING, identity.to_dict())  # the same files, moved: remember where they are now
     return identity, False
-
-
-@contextlib.contextmanager
-def quiet_root_logger() -> Iterator[None]:
-    # open_clip logs through the root logger; with no handler Python would print its warnings.
-    root = logging.getLogger()
-    handler = logging.NullHandler()
-    root.addHandler(handler)
-    try:
-        yield
-    finally:
-        root.removeHandler(handler)

@@ -6,21 +6,24 @@ import contextlib
 import gc
 import os
 from collections.abc import Iterator
-from dataclasses import dataclass
 
 import numpy as np
 
-from clipsearch.catalog import Catalog
 from clipsearch.config import DataDir
-from clipsearch.encoder import Encoder
 from clipsearch.errors import ClipsearchError, ImageError, UsageError
-from clipsearch.images import decode_image, prepare_pixels, read_file
-from clipsearch.models import MODEL_SETTING, ModelIdentity, resolve_model
-from clipsearch.query_model import QueryModel, read_manifest
-from clipsearch.render import visible
-from clipsearch.results import QueryOptions, SearchResult
-from clipsearch.serve import server_info
-from clipsearch.vectors import Hit, VectorIndex, trusted_state
+from clipsearch.imaging.decode import decode_image, read_file
+from clipsearch.imaging.pixels import prepare_pixels
+from clipsearch.models.backend import Encoder, load_encoder
+from clipsearch.models.device import Device, Precision
+from clipsearch.models.identity import MODEL_SETTING, resolve_model
+from clipsearch.models.query_model import QueryModel
+from clipsearch.models.query_model_export import refresh_query_model
+from clipsearch.search.request import QueryKind, QueryOptions
+from clipsearch.search.results import SearchResult
+from clipsearch.store.catalog import Catalog
+from clipsearch.store.hnsw import Hit, VectorIndex
+from clipsearch.store.lock import writer_lock
+from clipsearch.text import visible
 
 # Below this many candidates, a folder filter is answered by exact search over their vectors:
 # faster than steering HNSW through a sparse filter, and never short of results.
@@ -30,10 +33,10 @@ TEXT_CACHE_SIZE = 4096  # 2 KB a vector at 512 dimensions
 
 class Searcher:
     """An open database ready to answer queries. The model and the index load on first use: the index is the
-    largest thing a query holds (about 2.4 GB per million photos), so the queries are embedded before it loads."""
+    largest thing a query holds (README, "Vector search"), so the queries are embedded before it loads."""
 
     def __init__(self, data_dir: DataDir, model: str | None = None, pretrained: str | None = None,
-                 device: str = "auto", precision: str = "auto") -> None:
+                 device: Device = Device.auto, precision: Precision = Precision.auto) -> None:
         self.catalog = Catalog(data_dir.catalog)
         try:
             if not self.catalog.get_json(MODEL_SETTING) or not self.catalog.count():
@@ -43,12 +46,12 @@ class Searcher:
             self.catalog.close()  # the caller gets no Searcher to close
             raise
         self._data_dir = data_dir
-        self._device = device
-        self._precision = precision
+        self._device = Device(device)
+        self._precision = Precision(precision)
         self._index: VectorIndex | None = None
         self._encoder: Encoder | None = None
-        # The numpy copy answers on the CPU without importing torch; asking for a device or int8 means torch.
-        self._numpy_allowed = device in ("auto", "cpu") and precision != "int8"
+        # The query model answers on the CPU without importing torch; asking for a device or int8 means torch.
+        self._numpy_allowed = self._device in (Device.auto, Device.cpu) and self._precision is not Precision.int8
         self._query_model: QueryModel | None = None
         self._looked_for_copy = False
         self._text_vectors: dict[str, np.ndarray] = {}  # repeated queries (a server's, `query -`'s) embed once
@@ -67,32 +70,36 @@ class Searcher:
     def _keep(self, index: VectorIndex) -> None:
         """Save an index this query had to rebuild (minutes, at a million photos) for the queries after it,
         unless a writer holds the database (it saves its own) or the folder cannot be written."""
-        from clipsearch.pipeline import Reporter, writer_lock
-
-        with contextlib.suppress(ClipsearchError, OSError), writer_lock(self._data_dir, False, Reporter()):
-            index.catch_up(self.catalog)
-            index.save(self._data_dir, self.catalog.get_setting("catalog_id") or "")
+        with contextlib.suppress(ClipsearchError, OSError), writer_lock(self._data_dir, wait=False):
+            index.persist(self.catalog, self._data_dir)
 
     @property
     def encoder(self) -> Encoder:
-        """The open_clip model itself, loaded on first use; loading it also writes the numpy copy."""
+        """The model itself, loaded on first use. Having paid for loading it, write its query model if that is
+        missing, so that the queries after this one skip torch."""
         if self._encoder is None:
-            self._encoder = Encoder(self.identity, self._device, self._precision, export_to=self._data_dir.query_model)
-            self._looked_for_copy = False  # there may be one now: from then on, every query takes the same path
+            encoder = load_encoder(self.identity, self._device)
+            if refresh_query_model(encoder, self._data_dir.query_model, self._data_dir.query_model_outcome):
+                self._looked_for_copy = False  # there may be one now: from then on, every query takes its path
+            encoder.use_precision(self._precision)
+            self._encoder = encoder
         return self._encoder
 
     @property
     def query_model(self) -> QueryModel | None:
-        """The model's numpy copy, when queries can use it: no torch import, and the same answers in every process."""
+        """The query model, when queries can use it: no torch import, and the same answers in every process."""
         if not self._numpy_allowed:
             return None
         if self._query_model is None and not self._looked_for_copy:
             self._looked_for_copy = True
             self._query_model = QueryModel.open(self._data_dir.query_model, self.identity)
             if self._query_model is None and self._encoder is None:
-                self.encoder  # noqa: B018 (loads the model, which writes the copy)
+                self.encoder  # noqa: B018 (loads the model, which writes the query model if it can)
                 return self.query_model
         return self._query_model
+
+    def search(self, kind: QueryKind, queries: list[str], options: QueryOptions) -> list[SearchResult]:
+        return self.texts(queries, options) if kind is QueryKind.text else self.images(queries, options)
 
     def texts(self, queries: list[str], options: QueryOptions) -> list[SearchResult]:
         if not queries:
@@ -126,7 +133,7 @@ class Searcher:
 
     def _make_room_for_the_index(self) -> None:
         # Every query is embedded before the index loads, so the models can give their memory back first (the
-        # Searcher reopens them if asked again): at a million photos that keeps a query process under 3 GB.
+        # Searcher reopens them if asked again), which lowers a large library's peak memory.
         if self._index is not None or (self._encoder is None and self._query_model is None):
             return
         self._encoder = self._query_model = None
@@ -192,84 +199,3 @@ def _exact(chunks: Iterator[tuple[np.ndarray, np.ndarray]], vector: np.ndarray, 
             best_ids, best_scores = best_ids[keep], best_scores[keep]
     order = np.argsort(-best_scores, kind="stable")
     return [Hit(int(best_ids[i]), float(best_scores[i])) for i in order]
-
-
-@dataclass(frozen=True)
-class DatabaseStatus:
-    database: str
-    model: str | None
-    model_identity: dict | None
-    images: int
-    roots: list[str]
-    size_bytes: int
-    last_indexed: str | None
-    index: str
-    known_bad_files: int
-    query_model: str = "none"
-    server: dict | None = None  # pid, uptime_s and answered of a running `clipsearch serve`
-
-    def to_dict(self) -> dict:
-        return dict(self.__dict__)
-
-    def lines(self) -> list[tuple[str, str]]:
-        roots = self.roots or ["(none)"]
-        lines = [("database", self.database), ("model", self.model or "(none yet)"), ("images", str(self.images)),
-                 ("roots", roots[0])]
-        lines += [("", root) for root in roots[1:]]
-        lines += [("size on disk", _human_size(self.size_bytes)), ("last indexed", self.last_indexed or "never"),
-                  ("vector index", self.index), ("query model", self.query_model)]
-        if self.server:
-            lines.append(("server", f"running (pid {self.server['pid']}, {self.server['answered']} requests answered)"))
-        if self.known_bad_files:
-            plural = "s" if self.known_bad_files != 1 else ""
-            lines.append(("unreadable", f"{self.known_bad_files} file{plural} (retried when they change)"))
-        return lines
-
-
-def _human_size(size: float) -> str:
-    for unit in ("B", "KB", "MB", "GB"):
-        if size < 1024 or unit == "GB":
-            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
-        size /= 1024
-    return f"{size:.1f} GB"
-
-
-def database_status(data_dir: DataDir) -> DatabaseStatus:
-    size = sum(p.stat().st_size for p in data_dir.root.rglob("*") if p.is_file()) if data_dir.root.is_dir() else 0
-    if not data_dir.catalog.exists():
-        return DatabaseStatus(str(data_dir.root), None, None, 0, [], size, None, "none", 0)
-    catalog = Catalog(data_dir.catalog)
-    try:
-        stats = catalog.stats()
-        stored = catalog.get_json(MODEL_SETTING)
-        identity = ModelIdentity.from_dict(stored) if stored else None
-        index = _index_state(data_dir, catalog, identity.dim if identity else None)
-        return DatabaseStatus(
-            database=str(data_dir.root), model=identity.describe() if identity else None, model_identity=stored,
-            images=stats.files, roots=stats.roots, size_bytes=size, last_indexed=stats.last_indexed, index=index,
-            known_bad_files=stats.failures,
-            query_model=_query_model_state(data_dir, identity), server=server_info(data_dir),
-        )
-    finally:
-        catalog.close()
-
-
-def _query_model_state(data_dir: DataDir, identity: ModelIdentity | None) -> str:
-    manifest = read_manifest(data_dir.query_model, identity) if identity else None
-    if manifest is None:
-        return "none (the next query loads torch, then writes it)"
-    towers = "text and image towers" if manifest.get("image") else "text tower"
-    size = sum(p.stat().st_size for p in data_dir.query_model.iterdir())
-    return f"numpy copy of the {towers}: queries skip torch ({_human_size(size)})"
-
-
-def _index_state(data_dir: DataDir, catalog: Catalog, dim: int | None) -> str:
-    """What `VectorIndex.open` will make of the HNSW file, judged cheaply: status loads no index."""
-    if not data_dir.index.exists() or not data_dir.index_state.exists():
-        return "missing (rebuilt from the catalogue on the next query)"
-    state = trusted_state(data_dir, catalog, dim) if dim else None
-    if state is None:
-        return "damaged or out of date (rebuilt from the catalogue on the next query)"
-    if state.seq < catalog.current_seq():
-        return "behind the catalogue (caught up on the next query)"
-    return f"current ({_human_size(state.size)})"

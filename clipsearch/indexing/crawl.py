@@ -9,7 +9,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from fnmatch import fnmatchcase
 
-from clipsearch.errors import UsageError
+from clipsearch.errors import UsageError, describe_os_error
 
 IMAGE_EXTENSIONS: frozenset[str] = frozenset(
     {".jpg", ".jpeg", ".jpe", ".png", ".webp", ".gif", ".bmp", ".tif", ".tiff", ".heic", ".heif", ".avif"}
@@ -95,16 +95,6 @@ def _resolve_roots(roots: Sequence[str | os.PathLike[str]]) -> list[str]:
         if real not in resolved:
             resolved.append(real)
     return resolved
-
-
-def describe_os_error(exc: OSError) -> str:
-    if isinstance(exc, PermissionError):
-        return "permission denied"
-    if exc.errno == errno.ELOOP:
-        return "symlink loop"
-    if exc.errno in (errno.ENOENT, errno.ENOTDIR):
-        return "no such file or directory"
-    return (exc.strerror or str(exc)).lower()
 
 
 def _crawl_root(root: str, options: CrawlOptions, acc: _Accumulator) -> None:

@@ -1,0 +1,22 @@
+"""The command line: parse arguments, call the core, render. Nothing else.
+
+app        the Typer app and the one error boundary around every command
+options    options several commands share
+indexing   index, forget
+searching  query, similar
+admin      status, serve
+progress   index's progress display
+
+Core modules are imported inside the commands, and torch only where a model is loaded,
+so `--help`, `status` and shell completion stay fast.
+"""
+
+from clipsearch.cli import admin, indexing, searching  # noqa: F401 (each registers its commands)
+from clipsearch.cli.app import app
+
+
+def main() -> None:
+    app()
+
+
+__all__ = ["app", "main"]

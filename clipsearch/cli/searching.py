@@ -1,0 +1,105 @@
+"""`clipsearch query` and `clipsearch similar`: parse, search (through a server when one runs), render."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from clipsearch.cli.app import app, blas_single_threaded, say
+from clipsearch.cli.options import (
+    DEFAULT_LIMIT,
+    DbOption,
+    DeviceOption,
+    FormatOption,
+    LimitOption,
+    MinScoreOption,
+    ModelOption,
+    NullOption,
+    PrecisionOption,
+    PretrainedOption,
+    TracebackOption,
+    WithinOption,
+    data_dir,
+)
+from clipsearch.errors import ExitCode
+from clipsearch.models.device import Device, Precision
+from clipsearch.output.formats import OutputFormat
+from clipsearch.search.request import QueryKind, QueryOptions
+
+
+def _read_stdin_lines() -> list[str]:
+    return [line.rstrip("\r\n") for line in sys.stdin if line.strip()]
+
+
+def _search_and_render(kind: QueryKind, queries: list[str], options: QueryOptions, db: Path | None,
+                       output_format: OutputFormat | None, null: bool, **model_choice) -> None:
+    blas_single_threaded()
+    from clipsearch.output.formats import RenderOptions, choose_format, render_results
+    from clipsearch.search.router import run_search
+
+    fmt = choose_format(output_format, null, sys.stdout.isatty())
+    results = run_search(data_dir(db), kind, queries, options, **model_choice)
+    from rich.console import Console
+
+    width = Console().width if sys.stdout.isatty() else None
+    warnings = render_results(results, fmt, sys.stdout.buffer, RenderOptions(width, show_query=len(queries) > 1))
+    sys.stdout.flush()
+    for warning in warnings:
+        say(f"clipsearch: warning: {warning}")
+    if not results:
+        if fmt is OutputFormat.table:
+            say("no matches")
+        raise typer.Exit(ExitCode.NOTHING_FOUND)
+
+
+@app.command(epilog="Examples:  clipsearch query sunset beach  ·  clipsearch query 'dog in snow' -n 5 -f paths | "
+                    "xargs -d '\\n' cp -t /tmp/picks  ·  printf 'cat\\ndog\\n' | clipsearch query - -f jsonl")
+def query(
+    text: Annotated[list[str], typer.Argument(help="What to look for; words are joined. '-' reads one query "
+                                              "per line from stdin.")],
+    limit: LimitOption = DEFAULT_LIMIT,
+    min_score: MinScoreOption = None,
+    within: WithinOption = None,
+    output_format: FormatOption = None,
+    null: NullOption = False,
+    db: DbOption = None,
+    model: ModelOption = None,
+    pretrained: PretrainedOption = None,
+    device: DeviceOption = Device.auto,
+    show_traceback: TracebackOption = False,
+) -> None:
+    """Find photos matching a description. Exit code 0 if something was found, 1 if not, 2 on error."""
+    queries = _read_stdin_lines() if text == ["-"] else [" ".join(text)]
+    options = QueryOptions(limit=limit, min_score=min_score, within=str(within) if within else None)
+    _search_and_render(QueryKind.text, queries, options, db, output_format, null,
+                       model=model, pretrained=pretrained, device=device)
+
+
+@app.command(epilog="Examples:  clipsearch similar ~/Photos/2019/img_0042.jpg  ·  "
+                    "clipsearch similar ~/Downloads/inspiration.png -n 20 -0 | xargs -0 ls -l")
+def similar(
+    images: Annotated[list[str], typer.Argument(help="Image files (indexed or not). '-' reads paths from stdin, "
+                                                "one per line.")],
+    limit: LimitOption = DEFAULT_LIMIT,
+    min_score: MinScoreOption = None,
+    within: WithinOption = None,
+    include_self: Annotated[bool, typer.Option("--include-self", help="Keep an indexed query image in its own "
+                                               "results.")] = False,
+    output_format: FormatOption = None,
+    null: NullOption = False,
+    db: DbOption = None,
+    model: ModelOption = None,
+    pretrained: PretrainedOption = None,
+    device: DeviceOption = Device.auto,
+    precision: PrecisionOption = Precision.auto,
+    show_traceback: TracebackOption = False,
+) -> None:
+    """Find photos that look like the given ones."""
+    queries = _read_stdin_lines() if images == ["-"] else images
+    options = QueryOptions(limit=limit, min_score=min_score, within=str(within) if within else None,
+                           include_self=include_self)
+    _search_and_render(QueryKind.image, queries, options, db, output_format, null,
+                       model=model, pretrained=pretrained, device=device, precision=precision)

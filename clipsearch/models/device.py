@@ -1,0 +1,39 @@
+"""Where a model runs and at which precision, named without importing torch."""
+
+from __future__ import annotations
+
+from enum import Enum
+
+from clipsearch.errors import UsageError
+
+
+class Device(str, Enum):
+    auto = "auto"
+    cpu = "cpu"
+    cuda = "cuda"
+    mps = "mps"
+
+
+class Precision(str, Enum):
+    auto = "auto"
+    fp32 = "fp32"
+    int8 = "int8"
+
+
+DEFAULT_BATCH_SIZE = {"cpu": 32, "cuda": 256, "mps": 64}
+
+
+def pick_device(requested: Device | str = Device.auto) -> str:
+    """The torch device for a request: auto picks cuda, then mps, then the CPU."""
+    import torch
+
+    requested = Device(requested)
+    cuda = torch.cuda.is_available()
+    mps = getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available()
+    if requested is Device.auto:
+        return "cuda" if cuda else "mps" if mps else "cpu"
+    if requested is Device.cuda and not cuda:
+        raise UsageError("--device cuda: no CUDA GPU is visible to torch (is this a CPU-only torch build?)")
+    if requested is Device.mps and not mps:
+        raise UsageError("--device mps: Apple's Metal backend is not available on this machine")
+    return requested.value

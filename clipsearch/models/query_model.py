@@ -1,0 +1,193 @@
+"""The query model: a model's towers as plain numpy, so that a query process needs neither torch nor open_clip.
+
+Importing torch and open_clip costs a fresh process seconds, several times what the rest of a query
+takes. Whenever clipsearch has an open_clip model loaded anyway (indexing, or a query that had to
+load it), clipsearch.models.query_model_export copies the text tower, and the image tower when it
+is a plain ViT, into one folder beside the catalogue, once it has checked that this module's
+forward pass reproduces the model's own embeddings.
+
+The query model is a cache, like the HNSW file: deleting it costs one slow query.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+
+from clipsearch.files import fingerprint
+from clipsearch.models.identity import ModelIdentity
+from clipsearch.models.preprocessing import Preprocessing
+from clipsearch.models.tokenizer import ClipTokenizer
+
+FORMAT_VERSION = 2
+MANIFEST = "manifest.json"
+WEIGHTS = "weights.bin"
+VOCABULARY = "bpe_merges.txt"  # open_clip's vocabulary file, decompressed: faster for a fresh query to read
+
+
+
+def _layer_norm(x: np.ndarray, weight: np.ndarray, bias: np.ndarray, eps: float) -> np.ndarray:
+    mean = x.mean(axis=-1, keepdims=True)
+    centred = x - mean
+    variance = np.mean(centred * centred, axis=-1, keepdims=True)
+    return centred / np.sqrt(variance + eps) * weight + bias
+
+
+def _erf(x: np.ndarray) -> np.ndarray:
+    # Abramowitz and Stegun 7.1.26 (absolute error below 1.5e-7): numpy has no erf, and scipy is not worth a dependency.
+    sign = np.sign(x)
+    x = np.abs(x)
+    t = 1.0 / (1.0 + 0.3275911 * x)
+    poly = t * (0.254829592 + t * (-0.284496736 + t * (1.421413741 + t * (-1.453152027 + t * 1.061405429))))
+    return sign * (1.0 - poly * np.exp(-x * x))
+
+
+_ACTIVATIONS = {
+    "gelu": lambda x: 0.5 * x * (1.0 + _erf(x / math.sqrt(2.0))),
+    "gelu_tanh": lambda x: 0.5 * x * (1.0 + np.tanh(math.sqrt(2.0 / math.pi) * (x + 0.044715 * x ** 3))),
+    "quick_gelu": lambda x: x / (1.0 + np.exp(-1.702 * x)),
+}
+
+
+class _Weights:
+    """Named arrays in one memory-mapped file; float16 ones are widened to float32 once, on first use."""
+
+    def __init__(self, path: Path, table: dict[str, list]) -> None:
+        self._file = np.memmap(path, dtype=np.uint8, mode="r")
+        self._table = table
+        self._wide: dict[str, np.ndarray] = {}
+
+    def __call__(self, name: str) -> np.ndarray:
+        if name not in self._wide:
+            self._wide[name] = self.raw(name).astype(np.float32, copy=False)
+        return self._wide[name]
+
+    def raw(self, name: str) -> np.ndarray:
+        offset, shape, dtype = self._table[name]
+        return np.frombuffer(self._file, dtype=dtype, count=math.prod(shape), offset=offset).reshape(shape)
+
+    def has(self, name: str) -> bool:
+        return name in self._table
+
+
+def _transformer(x: np.ndarray, w: _Weights, prefix: str, spec: dict, mask: np.ndarray | None) -> np.ndarray:
+    """open_clip's pre-norm residual attention blocks, for x of shape (batch, tokens, width)."""
+    heads, eps, activation = spec["heads"], spec["eps"], _ACTIVATIONS[spec["activation"]]
+    batch, tokens, width = x.shape
+    head_width = width // heads
+    for layer in range(spec["layers"]):
+        p = f"{prefix}.{layer}"
+        h = _layer_norm(x, w(f"{p}.ln_1.weight"), w(f"{p}.ln_1.bias"), eps)
+        qkv = h @ w(f"{p}.attn.in_proj_weight").T + w(f"{p}.attn.in_proj_bias")
+        q, k, v = (part.reshape(batch, tokens, heads, head_width).transpose(0, 2, 1, 3)
+                   for part in np.split(qkv, 3, axis=-1))
+        scores = (q / math.sqrt(head_width)) @ k.transpose(0, 1, 3, 2)
+        if mask is not None:
+            scores = scores + mask
+        scores = np.exp(scores - scores.max(axis=-1, keepdims=True))
+        attended = (scores / scores.sum(axis=-1, keepdims=True)) @ v
+        attended = attended.transpose(0, 2, 1, 3).reshape(batch, tokens, width)
+        h = attended @ w(f"{p}.attn.out_proj.weight").T + w(f"{p}.attn.out_proj.bias")
+        x = x + (h * w(f"{p}.ls_1") if w.has(f"{p}.ls_1") else h)
+        h = _layer_norm(x, w(f"{p}.ln_2.weight"), w(f"{p}.ln_2.bias"), eps)
+        h = activation(h @ w(f"{p}.c_fc.weight").T + w(f"{p}.c_fc.bias"))
+        h = h @ w(f"{p}.c_proj.weight").T + w(f"{p}.c_proj.bias")
+        x = x + (h * w(f"{p}.ls_2") if w.has(f"{p}.ls_2") else h)
+    return x
+
+
+def _normalised(x: np.ndarray) -> np.ndarray:
+    return (x / np.maximum(np.linalg.norm(x, axis=-1, keepdims=True), 1e-12)).astype(np.float32)
+
+
+class QueryModel:
+    """Embeds query texts (and images, for ViT models) in numpy, from an exported copy of the model."""
+
+    def __init__(self, folder: Path, manifest: dict) -> None:
+        self._weights = _Weights(folder / WEIGHTS, manifest["tensors"])
+        self._text = manifest["text"]
+        self._image = manifest.get("image")
+        self._tokenizer = ClipTokenizer(folder / VOCABULARY, self._text["context_length"])
+        self.preprocessing = Preprocessing(**manifest["preprocessing"]) if self._image else None
+
+    @classmethod
+    def open(cls, folder: Path, identity: ModelIdentity) -> QueryModel | None:
+        """The exported copy of this model, or None if there is none (or it is for another model, or damaged)."""
+        manifest = read_manifest(folder, identity)
+        if manifest is None:
+            return None
+        try:
+            return cls(folder, manifest)
+        except (OSError, ValueError, KeyError, TypeError):
+            return None
+
+    @property
+    def embeds_images(self) -> bool:
+        return self._image is not None
+
+    def embed_texts(self, texts: list[str]) -> np.ndarray:
+        spec, w = self._text, self._weights
+        features = []
+        for text in texts:
+            tokens = np.array(self._tokenizer(text))
+            pool_at = {"argmax": int(tokens.argmax()), "first": 0, "last": len(tokens) - 1}[spec["pool"]]
+            if spec["causal"]:
+                tokens = tokens[:pool_at + 1]  # nothing after the pooled token can reach it through a causal mask
+            length = len(tokens)
+            x = w.raw("text.token_embedding")[tokens].astype(np.float32) + w("text.positional_embedding")[:length]
+            mask = np.triu(np.full((length, length), -np.inf, np.float32), 1) if spec["causal"] else None
+            x = _transformer(x[None], w, "text.blocks", spec, mask)[0]
+            pooled = _layer_norm(x[pool_at], w("text.ln_final.weight"), w("text.ln_final.bias"), spec["eps"])
+            features.append(self._project(pooled, "text"))
+        return _normalised(np.stack(features))
+
+    def embed_pixels(self, pixels: np.ndarray) -> np.ndarray:
+        """uint8 N x H x W x 3 at the model's size -> L2-normalised float32 N x dim."""
+        if self._image is None or self.preprocessing is None:
+            raise ValueError("this export has no image tower")
+        spec, w, prep = self._image, self._weights, self.preprocessing
+        batch, size = pixels.shape[0], pixels.shape[1]
+        patch = spec["patch_size"]
+        grid = size // patch
+        x = (pixels.astype(np.float32) - np.array(prep.mean, np.float32) * 255) / (np.array(prep.std, np.float32) * 255)
+        # Non-overlapping patches flattened in the conv weight's (channel, row, column) order.
+        patches = x.reshape(batch, grid, patch, grid, patch, 3).transpose(0, 1, 3, 5, 2, 4)
+        patches = patches.reshape(batch, grid * grid, 3 * patch * patch)
+        x = patches @ w("image.patch_weight").reshape(spec["width"], -1).T
+        cls = np.broadcast_to(w("image.class_embedding"), (batch, 1, spec["width"]))
+        x = np.concatenate([cls, x], axis=1) + w("image.positional_embedding")
+        if w.has("image.ln_pre.weight"):
+            x = _layer_norm(x, w("image.ln_pre.weight"), w("image.ln_pre.bias"), spec["eps"])
+        x = _transformer(x, w, "image.blocks", spec, None)
+        norm = (w("image.ln_post.weight"), w("image.ln_post.bias"), spec["eps"])
+        if spec["pool"] == "avg" and not spec["final_ln_after_pool"]:
+            pooled = _layer_norm(x, *norm)[:, 1:].mean(axis=1)
+        else:
+            pooled = x[:, 1:].mean(axis=1) if spec["pool"] == "avg" else x[:, 0]
+            pooled = _layer_norm(pooled, *norm)
+        return _normalised(self._project(pooled, "image"))
+
+    def _project(self, x: np.ndarray, tower: str) -> np.ndarray:
+        w = self._weights
+        if w.has(f"{tower}.projection"):
+            x = x @ w(f"{tower}.projection")
+        if w.has(f"{tower}.projection_bias"):
+            x = x + w(f"{tower}.projection_bias")
+        return x
+
+
+def read_manifest(folder: Path, identity: ModelIdentity) -> dict | None:
+    """The manifest of a sound export of this model in `folder`, or None."""
+    try:
+        manifest = json.loads((folder / MANIFEST).read_text())
+        if manifest.get("version") != FORMAT_VERSION:
+            return None
+        if not ModelIdentity.from_dict(manifest["identity"]).same_model(identity):
+            return None
+        # Size and a hash of head and tail, as for the HNSW file: catches truncation and overwrites cheaply.
+        return manifest if list(fingerprint(folder / WEIGHTS)) == manifest["fingerprint"] else None
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return None

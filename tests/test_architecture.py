@@ -1,0 +1,52 @@
+"""The layout holds: import layers without cycles, small modules and functions, and quiet pipes."""
+
+from __future__ import annotations
+
+import ast
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+from conftest import IndexedLibrary
+
+REPO = Path(__file__).resolve().parent.parent
+PACKAGE = REPO / "clipsearch"
+MAX_MODULE_LINES = 400
+MAX_FUNCTION_LINES = 60
+
+
+def test_import_layers_and_no_cycles() -> None:
+    lint_imports = shutil.which("lint-imports", path=str(Path(sys.executable).parent)) or shutil.which("lint-imports")
+    assert lint_imports, "import-linter is part of the test extras"
+    done = subprocess.run([lint_imports, "--no-cache"], cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-2000:]
+    assert "0 broken" in done.stdout
+
+
+def test_modules_and_functions_stay_small() -> None:
+    too_long = []
+    for path in sorted(PACKAGE.rglob("*.py")):
+        source = path.read_text()
+        name = path.relative_to(REPO)
+        if source.count("\n") > MAX_MODULE_LINES:
+            too_long.append(f"{name}: {source.count(chr(10))} lines")
+        for node in ast.walk(ast.parse(source)):
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                length = node.end_lineno - node.lineno + 1
+                if length > MAX_FUNCTION_LINES:
+                    too_long.append(f"{name}:{node.lineno} {node.name}() is {length} lines")
+    assert not too_long, too_long
+
+
+def test_a_reader_that_stops_early_ends_the_output_quietly(indexed_library: IndexedLibrary) -> None:
+    # More output than a pipe buffers, so clipsearch is still writing when `head` goes away.
+    queries = "".join(f"a red circle {i}\n" for i in range(300))
+    script = (f'set -o pipefail; "{sys.executable}" -m clipsearch query - -f jsonl -n 60 --db "$1" | head -n 1 '
+              '>/dev/null; echo "exit=${PIPESTATUS[0]}"')
+    environment = {**os.environ, "CLIPSEARCH_NO_SERVER": "1"}
+    done = subprocess.run(["bash", "-c", script, "bash", str(indexed_library.db)], input=queries, text=True,
+                          capture_output=True, cwd=REPO, env=environment, timeout=120)
+    assert done.stdout.strip() == "exit=0", (done.stdout, done.stderr)
+    assert done.stderr == ""
