@@ -217,7 +217,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         catalog.set_setting("catalog_id", uuid.uuid4().hex)
         mark = time.perf_counter()
-        identity, _ = resolve_model(catalog, model, pretrained)  # as `index` does: hashes a checkpoint file
+        identity = resolve_model(catalog, model, pretrained).identity  # as `index` does: hashes a checkpoint file
         figures["model_identity_s"] = time.perf_counter() - mark
         figures["model"] = identity.describe()
         with catalog.transaction():

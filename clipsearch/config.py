@@ -58,6 +58,15 @@ class DataDir:
         """What the last attempt to write the query model gave (written, or why not), for `status` and retries."""
         return self.root / QUERY_MODEL_OUTCOME_FILENAME
 
+    @property
+    def next_query_model(self) -> Path:
+        """The query model of the model a switch is moving to, put in place when the switch completes."""
+        return self.root / f"{QUERY_MODEL_DIRNAME}.next"
+
+    @property
+    def next_query_model_outcome(self) -> Path:
+        return self.root / f"{QUERY_MODEL_DIRNAME}.next.json"
+
 
 def default_data_root() -> Path:
     """$XDG_DATA_HOME/clipsearch on Linux (~/.local/share/clipsearch), the platform's own place elsewhere."""

@@ -54,6 +54,10 @@ class TruncatedImageError(ImageError):
 class ImageTooLargeError(ImageError):
     """The image has more pixels than the configured limit (a decompression bomb, or a huge scan)."""
 
+    def __init__(self, message: str, megapixels: float | None = None) -> None:
+        super().__init__(message)
+        self.megapixels = megapixels  # set when the limit was --max-megapixels: a higher one would take it
+
 
 class ImageTooSmallError(ImageError):
     """The image is too small to carry any meaning for the model."""

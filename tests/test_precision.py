@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from conftest import TinyModel, load_encoder, model_args, run_cli
+from PIL import Image
 
 from clipsearch.imaging.decode import decode_image, read_file
 from clipsearch.imaging.pixels import prepare_pixels
@@ -33,8 +34,8 @@ def test_int8_embeddings_stay_within_0_99_cosine_of_fp32(random_vit, photo_libra
 
 def test_precision_is_an_option_of_index_and_similar(indexed_library, test_model: TinyModel, tmp_path: Path) -> None:
     # The test model's image tower is a ResNet: auto keeps it in fp32, and asking for int8 says why it cannot.
-    outside = tmp_path / "outside.jpg"
-    outside.write_bytes(indexed_library.photos[0].path.read_bytes())
+    outside = tmp_path / "outside.png"  # other bytes than any indexed file: embedded, not looked up
+    Image.open(indexed_library.photos[0].path).save(outside)
     refused = run_cli("similar", outside, "--db", indexed_library.db, "--precision", "int8")
     assert refused.exit_code == 2 and "no transformer layers" in refused.stderr
     assert run_cli("index", indexed_library.root, "--db", tmp_path / "db", "--precision", "fp16",

@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from conftest import TINY_VIT, IndexedLibrary, TinyModel, load_encoder, model_args, run_cli
+from PIL import Image
 from test_cli import shows
 
 from clipsearch.imaging.decode import decode_image, read_file
@@ -54,7 +55,9 @@ def test_indexing_leaves_a_copy_and_a_cold_query_imports_no_torch(indexed_librar
     assert done.returncode == 0, done.stderr
     results = json.loads(done.stdout)
     assert len(results) == 10 and shows(indexed_library.photo(results[0]["path"]), "yellow", "triangle")
-    assert "numpy copy of the text tower" in run_cli("status", "--db", indexed_library.db).stdout
+    assert "text tower in numpy: queries skip torch" in run_cli("status", "--db", indexed_library.db).stdout
+    assert json.loads(run_cli("status", "--json", "--db", indexed_library.db).stdout)["query_model"]["towers"] == [
+        "text"]
 
 
 def test_a_vit_copy_embeds_texts_and_images_like_the_model(random_vit: TinyModel, photo_library,
@@ -80,8 +83,8 @@ def test_similar_on_a_new_file_answers_the_same_through_the_copy(random_vit: Tin
     root, photos = photo_library
     db = tmp_path / "db"
     assert run_cli("index", root, "--db", db, *model_args(random_vit)).exit_code == 0
-    outside = tmp_path / "outside.jpg"
-    outside.write_bytes(photos[3].path.read_bytes())
+    outside = tmp_path / "outside.png"  # the same picture in other bytes: not a copy whose stored vector is reused
+    Image.open(photos[3].path).save(outside)
     through_copy = json.loads(run_cli("similar", outside, "--db", db, "-f", "json").stdout)
     shutil.rmtree(db / "query-model")
     through_torch = json.loads(run_cli("similar", outside, "--db", db, "-f", "json").stdout)

@@ -9,35 +9,38 @@ from typing import Annotated
 
 import typer
 
-from clipsearch.cli.app import app, blas_single_threaded, say
-from clipsearch.cli.options import DbOption, DeviceOption, TracebackOption, data_dir
+from clipsearch.cli.app import blas_single_threaded, command, say
+from clipsearch.cli.options import DbOption, DeviceOption, TracebackOption, data_dir, finite
 from clipsearch.models.device import Device
 from clipsearch.text import plural
 
 
-@app.command(epilog="Examples:  clipsearch status  ·  clipsearch status --json | jq .images")
+@command(epilog="Examples:  clipsearch status  ·  clipsearch status --json | jq .images  ·  "
+                    "clipsearch status --skipped")
 def status(
     as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
+    skipped: Annotated[bool, typer.Option("--skipped", help="Also list every file that could not be used, with "
+                                          "why.")] = False,
     db: DbOption = None,
     show_traceback: TracebackOption = False,
 ) -> None:
     """Show where the database is, which model it uses, and what it holds."""
+    from clipsearch.output.status_text import status_lines
     from clipsearch.search.status import database_status
 
-    report = database_status(data_dir(db))
+    report = database_status(data_dir(db), list_skipped=skipped)
     if as_json:
         typer.echo(json.dumps(report.to_dict(), indent=2))
         return
-    for label, value in report.lines():
-        typer.echo(f"{label + ':':<14}{value}")
+    typer.echo("\n".join(status_lines(report)))
 
 
-@app.command(epilog="Examples:  clipsearch serve &  ·  clipsearch serve --idle-timeout 30  ·  "
+@command(epilog="Examples:  clipsearch serve &  ·  clipsearch serve --idle-timeout 30  ·  "
                     "CLIPSEARCH_NO_SERVER=1 clipsearch query cat   (search without the server)")
 def serve(
     db: DbOption = None,
     device: DeviceOption = Device.auto,
-    idle_timeout: Annotated[float | None, typer.Option("--idle-timeout", min=0.01, metavar="MINUTES",
+    idle_timeout: Annotated[float | None, typer.Option("--idle-timeout", min=0.01, metavar="MINUTES", callback=finite,
                                                        help="Exit after this long without a query.")] = None,
     show_traceback: TracebackOption = False,
 ) -> None:
@@ -54,7 +57,8 @@ def serve(
     signal.signal(signal.SIGTERM, _stop_serving)
     say(f"loading {folder.root}")
     with contextlib.suppress(KeyboardInterrupt):
-        server.serve(on_ready=lambda path: say(f"serving {folder.root} on {path} (Ctrl-C to stop)"))
+        server.serve(on_ready=lambda path: say(f"serving {folder.root} on {path} (Ctrl-C to stop)"),
+                     on_idle=lambda minutes: say(f"idle for {minutes:.0f} min (--idle-timeout): stopping"))
     say(f"stopped after answering {plural(server.answered, 'request')}")
 
 

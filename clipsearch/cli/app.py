@@ -16,7 +16,7 @@ from typing import Any
 
 import typer
 from rich.console import Console
-from typer.core import TyperGroup
+from typer.core import TyperCommand, TyperGroup
 
 from clipsearch import __version__
 from clipsearch.errors import ClipsearchError, ExitCode
@@ -64,6 +64,18 @@ class _Boundary(TyperGroup):
     def invoke(self, ctx: typer.Context) -> Any:
         with _boundary(ctx):
             return super().invoke(ctx)
+
+
+class Command(TyperCommand):
+    """A command whose usage line reads `TEXT...`, not Typer's `{TEXT...}` for a required argument."""
+
+    def collect_usage_pieces(self, ctx: typer.Context) -> list[str]:
+        return [piece.replace("{", "").replace("}", "") for piece in super().collect_usage_pieces(ctx)]
+
+
+def command(**settings: Any) -> Any:
+    """`@command(epilog=...)`: register a command of the app."""
+    return app.command(cls=Command, **settings)
 
 
 def _usage_message(error: typer.TyperException) -> str:

@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from clipsearch.cli.app import app, say
+from clipsearch.cli.app import command, say
 from clipsearch.cli.options import (
     DbOption,
     DeviceOption,
@@ -18,17 +18,22 @@ from clipsearch.cli.options import (
     PretrainedOption,
     TracebackOption,
     data_dir,
+    finite,
 )
 from clipsearch.cli.progress import index_reporter
 from clipsearch.config import DEFAULT_MAX_MEGAPIXELS
-from clipsearch.errors import ExitCode
+from clipsearch.errors import ExitCode, UsageError
+from clipsearch.indexing.progress import IndexStats
 from clipsearch.models.device import Device, Precision
 from clipsearch.text import plural
 
 
-@app.command(epilog="Examples:  clipsearch index ~/Photos  ·  clipsearch index /mnt/nas/photos --exclude '*/@eaDir/*'")
+@command(epilog="Examples:  clipsearch index ~/Photos  ·  clipsearch index /mnt/nas/photos --exclude '@eaDir/'  "
+                    "·  clipsearch index   (refresh every folder indexed before)")
 def index(
-    paths: Annotated[list[Path], typer.Argument(help="Folders (or single images) to index, recursively.")],
+    paths: Annotated[list[Path] | None, typer.Argument(
+        metavar="[PATH]...", help="Folders (or single images) to index, recursively. None: every folder indexed "
+                                  "before.")] = None,
     db: DbOption = None,
     model: ModelOption = None,
     pretrained: PretrainedOption = None,
@@ -38,14 +43,20 @@ def index(
                                                    "(default: 32 on CPU, 64 on MPS, 256 on CUDA).")] = None,
     workers: Annotated[int | None, typer.Option("--workers", min=1, help="Decoding threads (default: one per "
                                                 "CPU core).")] = None,
-    max_megapixels: Annotated[float, typer.Option("--max-megapixels", min=0.01, help="Skip images larger than "
-                                                  "this.")] = DEFAULT_MAX_MEGAPIXELS,
-    include_hidden: Annotated[bool, typer.Option("--include-hidden", help="Also index hidden files and "
-                                                 "folders.")] = False,
-    exclude: Annotated[list[str] | None, typer.Option("--exclude", metavar="GLOB", help="Skip files and folders "
-                                                      "matching this glob (name or path); repeatable.")] = None,
-    follow_symlinks: Annotated[bool, typer.Option("--follow-symlinks", help="Follow symbolic links (loops are "
-                                                  "detected).")] = False,
+    max_megapixels: Annotated[float | None, typer.Option(
+        "--max-megapixels", min=0.01, callback=finite, show_default=False,
+        help=f"Skip images larger than this (default {DEFAULT_MAX_MEGAPIXELS:g}; remembered per folder).")] = None,
+    include_hidden: Annotated[bool | None, typer.Option(
+        "--include-hidden/--no-include-hidden", show_default=False,
+        help="Also index hidden files and folders (remembered per folder).")] = None,
+    exclude: Annotated[list[str] | None, typer.Option(
+        "--exclude", metavar="GLOB", help="Skip files and folders matching this glob (name or path; end it with / "
+                                          "for folders only); repeatable; remembered per folder.")] = None,
+    no_exclude: Annotated[bool, typer.Option("--no-exclude", help="Forget the folder's remembered --exclude "
+                                             "patterns.")] = False,
+    follow_symlinks: Annotated[bool | None, typer.Option(
+        "--follow-symlinks/--no-follow-symlinks", show_default=False,
+        help="Follow symbolic links (loops are detected); remembered per folder.")] = None,
     reindex: Annotated[bool, typer.Option("--reindex", help="Re-embed everything, e.g. to switch to another "
                                           "model.")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print only errors and skipped files.")] = False,
@@ -54,42 +65,68 @@ def index(
 ) -> None:
     """Index photos: crawl folders, embed new and changed images, drop deleted ones.
 
-    Incremental: unchanged files are not decoded again, and moved or renamed files keep their vectors.
+    Incremental: unchanged files are not decoded again, and moved or renamed files keep their vectors. Each folder
+    remembers its crawl options, so a plain `clipsearch index` later does what the first run did.
     """
-    from clipsearch.indexing.crawl import CrawlOptions
     from clipsearch.indexing.pipeline import index_paths
     from clipsearch.indexing.progress import IndexOptions
+    from clipsearch.indexing.roots import OptionChanges
 
+    if exclude and no_exclude:
+        raise UsageError("--exclude and --no-exclude contradict each other: give one")
+    changes = OptionChanges(include_hidden=include_hidden, follow_symlinks=follow_symlinks,
+                            excludes=() if no_exclude else tuple(exclude) if exclude else None,
+                            max_megapixels=max_megapixels)
     options = IndexOptions(
-        roots=tuple(str(p) for p in paths),
-        crawl=CrawlOptions(include_hidden=include_hidden, excludes=tuple(exclude or ()),
-                           follow_symlinks=follow_symlinks),
-        model=model, pretrained=pretrained, reindex=reindex, device=device, precision=precision,
-        batch_size=batch_size, workers=workers, max_megapixels=max_megapixels, wait_for_lock=not no_wait,
+        roots=tuple(str(p) for p in paths or ()), changes=changes, model=model, pretrained=pretrained,
+        reindex=reindex, device=device, precision=precision, batch_size=batch_size, workers=workers,
+        wait_for_lock=not no_wait,
     )
     with index_reporter(quiet) as reporter:
         stats = index_paths(data_dir(db), options, reporter)
-    if not quiet or stats.interrupted:
-        say(f"{'interrupted: ' if stats.interrupted else ''}indexed {stats.indexed}, unchanged {stats.unchanged}, "
-            f"moved {stats.moved}, removed {stats.removed}, skipped {stats.skipped}, in {stats.seconds:.1f} s")
+    for line in summary(stats, quiet):
+        say(line)
     if stats.interrupted:
         raise typer.Exit(ExitCode.INTERRUPTED)
 
 
-@app.command(epilog="Examples:  clipsearch forget ~/Photos/private  ·  clipsearch forget ~/Photos/img_0001.jpg")
+def summary(stats: IndexStats, quiet: bool) -> list[str]:
+    """The closing lines of `index`: the counts, what was passed over, and a finished model switch."""
+    lines = []
+    if stats.switched_to:
+        lines.append(f"switched to {stats.switched_to}")
+    if not quiet or stats.interrupted:
+        skipped = f"skipped {stats.skipped}"
+        if stats.skipped_remembered:
+            skipped += (f" ({stats.skipped_remembered} known from earlier runs: `clipsearch status --skipped` "
+                        "lists them)")
+        lines.append(f"{'interrupted: ' if stats.interrupted else ''}indexed {stats.indexed}, unchanged "
+                     f"{stats.unchanged}, moved {stats.moved}, removed {stats.removed}, {skipped}, in "
+                     f"{stats.seconds:.1f} s")
+    if stats.ignored and not quiet:
+        kinds = ", ".join(f"{count} {'RAW file' if kind == 'RAW' else kind}{'s' if count != 1 else ''}"
+                          for kind, count in sorted(stats.ignored.items()))
+        lines.append(f"ignored {kinds}: clipsearch reads JPEG, PNG, WebP, GIF, BMP, TIFF, HEIC and AVIF (README, "
+                     "\"Photo formats\")")
+    return lines
+
+
+@command(epilog="Examples:  clipsearch forget ~/Photos/private  ·  clipsearch forget ~/Photos/img_0001.jpg")
 def forget(
-    paths: Annotated[list[Path], typer.Argument(help="Files or folders to remove from the database (the files "
-                                                "themselves are not touched).")],
+    paths: Annotated[list[Path], typer.Argument(
+        metavar="PATH...", help="Files or folders to remove from the database (the files themselves are not "
+                                "touched).")],
     db: DbOption = None,
     no_wait: NoWaitOption = False,
     show_traceback: TracebackOption = False,
 ) -> None:
-    """Remove files or whole folders from the database."""
+    """Remove files or whole folders from the database. Exit code 1 if nothing matched."""
     from clipsearch.indexing.forget import forget_paths
     from clipsearch.indexing.progress import Reporter
 
     targets = [os.path.realpath(p) for p in paths]
-    removed = forget_paths(data_dir(db), targets, wait=not no_wait, reporter=Reporter(message=say))
-    say(f"forgot {plural(removed, 'file')}")
-    if not removed:
+    forgotten = forget_paths(data_dir(db), targets, wait=not no_wait, reporter=Reporter(message=say))
+    folders = f" and {plural(forgotten.roots, 'indexed folder')}" if forgotten.roots else ""
+    say(f"forgot {plural(forgotten.files, 'file')}{folders}")
+    if not forgotten.files and not forgotten.roots:
         raise typer.Exit(ExitCode.NOTHING_FOUND)

@@ -2,15 +2,33 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
 from clipsearch.cli.app import TRACEBACK_KEY
-from clipsearch.config import DB_ENV_VAR, DEFAULT_MODEL, DEFAULT_PRETRAINED, DEFAULT_RESULTS, DataDir, resolve_data_dir
+from clipsearch.config import (
+    CATALOG_FILENAME,
+    DB_ENV_VAR,
+    DEFAULT_MODEL,
+    DEFAULT_PRETRAINED,
+    DEFAULT_RESULTS,
+    DataDir,
+    default_data_root,
+    resolve_data_dir,
+)
+from clipsearch.errors import UsageError
 from clipsearch.models.device import Device, Precision
 from clipsearch.output.formats import OutputFormat
+
+
+def finite(value: float | None) -> float | None:
+    """Reject nan and infinity, which every range check lets through."""
+    if value is not None and not math.isfinite(value):
+        raise typer.BadParameter(f"{value} is not a number")
+    return value
 
 
 def _remember_traceback(ctx: typer.Context, value: bool) -> bool:
@@ -18,9 +36,20 @@ def _remember_traceback(ctx: typer.Context, value: bool) -> bool:
     return value
 
 
+def _database_folder(ctx: typer.Context, value: Path | None) -> Path | None:
+    """--db names a folder: say so plainly when it names a file, blaming the flag or the variable it came from."""
+    if value is None or not value.is_file():
+        return value
+    source = ctx.get_parameter_source("db")
+    given = f"${DB_ENV_VAR}" if source is not None and source.name == "ENVIRONMENT" else "--db"
+    if value.name == CATALOG_FILENAME:
+        raise UsageError(f"{given} takes the database folder, not its catalogue: use {value.parent}")
+    raise UsageError(f"{given} {value} is a file; it must name a folder (the database is the whole folder)")
+
+
 DbOption = Annotated[Path | None, typer.Option(
-    "--db", envvar=DB_ENV_VAR, show_envvar=True, file_okay=False,
-    help="Database folder (default: $XDG_DATA_HOME/clipsearch, i.e. ~/.local/share/clipsearch).")]
+    "--db", envvar=DB_ENV_VAR, show_envvar=True, callback=_database_folder, metavar="DIR",
+    help=f"Database folder (default: {default_data_root()}).")]
 TracebackOption = Annotated[bool, typer.Option("--traceback", callback=_remember_traceback, is_eager=True,
                                                help="On error, show the full Python traceback.")]
 ModelOption = Annotated[str | None, typer.Option(
@@ -37,8 +66,10 @@ PrecisionOption = Annotated[Precision, typer.Option(
     "--precision", help="auto: fp16 on CUDA; on a CPU, int8 weights for the image tower's transformer MLPs "
                         "(about 2x faster, embeddings within 0.9998 cosine of fp32).")]
 LimitOption = Annotated[int, typer.Option("--limit", "-n", min=1, help="How many results per query.")]
-MinScoreOption = Annotated[float | None, typer.Option("--min-score", help="Drop results below this cosine score.")]
-WithinOption = Annotated[Path | None, typer.Option("--in", help="Only results under this folder.")]
+MinScoreOption = Annotated[float | None, typer.Option("--min-score", callback=finite,
+                                                      help="Drop results below this cosine score.")]
+WithinOption = Annotated[list[Path] | None, typer.Option(
+    "--in", metavar="DIR", help="Only results under this folder; repeat for several (results under any of them).")]
 FormatOption = Annotated[OutputFormat | None, typer.Option(
     "--format", "-f", help="Output format (null: NUL-terminated paths, as -0). Default: table on a terminal, "
                            "paths in a pipe.")]

@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from clipsearch.cli.app import app, blas_single_threaded, say
+from clipsearch.cli.app import blas_single_threaded, command, say
 from clipsearch.cli.options import (
     DEFAULT_LIMIT,
     DbOption,
@@ -55,11 +55,12 @@ def _search_and_render(kind: QueryKind, queries: list[str], options: QueryOption
         raise typer.Exit(ExitCode.NOTHING_FOUND)
 
 
-@app.command(epilog="Examples:  clipsearch query sunset beach  ·  clipsearch query 'dog in snow' -n 5 -f paths | "
+@command(epilog="Examples:  clipsearch query sunset beach  ·  clipsearch query 'dog in snow' -n 5 -f paths | "
                     "xargs -d '\\n' cp -t /tmp/picks  ·  printf 'cat\\ndog\\n' | clipsearch query - -f jsonl")
 def query(
-    text: Annotated[list[str], typer.Argument(help="What to look for; words are joined. '-' reads one query "
-                                              "per line from stdin.")],
+    text: Annotated[list[str], typer.Argument(
+        metavar="TEXT...", help="What to look for; words are joined. '-' alone reads one query per line from "
+                                "stdin.")],
     limit: LimitOption = DEFAULT_LIMIT,
     min_score: MinScoreOption = None,
     within: WithinOption = None,
@@ -73,16 +74,16 @@ def query(
 ) -> None:
     """Find photos matching a description. Exit code 0 if something was found, 1 if not, 2 on error."""
     queries = _read_stdin_lines() if text == ["-"] else [" ".join(text)]
-    options = QueryOptions(limit=limit, min_score=min_score, within=str(within) if within else None)
+    options = QueryOptions(limit=limit, min_score=min_score, within=tuple(str(w) for w in within or ()))
     _search_and_render(QueryKind.text, queries, options, db, output_format, null,
                        model=model, pretrained=pretrained, device=device)
 
 
-@app.command(epilog="Examples:  clipsearch similar ~/Photos/2019/img_0042.jpg  ·  "
+@command(epilog="Examples:  clipsearch similar ~/Photos/2019/img_0042.jpg  ·  "
                     "clipsearch similar ~/Downloads/inspiration.png -n 20 -0 | xargs -0 ls -l")
 def similar(
-    images: Annotated[list[str], typer.Argument(help="Image files (indexed or not). '-' reads paths from stdin, "
-                                                "one per line.")],
+    images: Annotated[list[str], typer.Argument(
+        metavar="IMAGE...", help="Image files (indexed or not). '-' reads paths from stdin, one per line.")],
     limit: LimitOption = DEFAULT_LIMIT,
     min_score: MinScoreOption = None,
     within: WithinOption = None,
@@ -99,7 +100,7 @@ def similar(
 ) -> None:
     """Find photos that look like the given ones."""
     queries = _read_stdin_lines() if images == ["-"] else images
-    options = QueryOptions(limit=limit, min_score=min_score, within=str(within) if within else None,
+    options = QueryOptions(limit=limit, min_score=min_score, within=tuple(str(w) for w in within or ()),
                            include_self=include_self)
     _search_and_render(QueryKind.image, queries, options, db, output_format, null,
                        model=model, pretrained=pretrained, device=device, precision=precision)

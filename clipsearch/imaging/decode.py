@@ -10,8 +10,9 @@ import threading
 from dataclasses import dataclass
 from datetime import datetime
 
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import Image, ImageOps, PngImagePlugin, UnidentifiedImageError
 
+from clipsearch.config import DEFAULT_MAX_MEGAPIXELS
 from clipsearch.errors import (
     ImageError,
     ImageTooLargeError,
@@ -24,6 +25,7 @@ from clipsearch.errors import (
 from clipsearch.imaging.pixels import to_rgb
 
 MIN_SIDE = 8
+MAX_METADATA_CHUNK = 32 << 20
 
 _EXIF_IFD = 0x8769
 _DATETIME_ORIGINAL = 0x9003
@@ -59,6 +61,9 @@ def _setup_pillow() -> None:
         # We check the header size against --max-megapixels ourselves right after open; Pillow's own
         # bomb check would otherwise fire first with a lower, unconfigurable limit.
         Image.MAX_IMAGE_PIXELS = None
+        # A PNG's ICC profile (iCCP) or text chunk may decompress to this much: Pillow's 1 MB refuses real
+        # print profiles of several MB, while a cap still bounds a decompression bomb in a chunk.
+        PngImagePlugin.MAX_TEXT_CHUNK = max(PngImagePlugin.MAX_TEXT_CHUNK, MAX_METADATA_CHUNK)
         try:
             import pillow_heif
         except ImportError:  # pragma: no cover - optional at runtime; HEIC files then read as not-an-image
@@ -94,7 +99,8 @@ def read_file(path: str) -> bytes:
         os.close(fd)
 
 
-def decode_image(data: bytes, *, target_size: int | None = None, max_megapixels: float = 200.0) -> DecodedImage:
+def decode_image(data: bytes, *, target_size: int | None = None,
+                 max_megapixels: float = DEFAULT_MAX_MEGAPIXELS) -> DecodedImage:
     """Decode bytes to an RGB image with EXIF orientation applied; the content decides the format, not the name.
 
     With target_size, JPEGs are decoded at a reduced scale whose short side stays >= target_size.
@@ -116,7 +122,21 @@ def decode_image(data: bytes, *, target_size: int | None = None, max_megapixels:
         raise TruncatedImageError(f"corrupt image data ({_one_line(exc)})") from None
 
 
-def _decode(data: bytes, target_size: int | None, max_megapixels: float) -> DecodedImage:
+def check_image(data: bytes, max_megapixels: float = DEFAULT_MAX_MEGAPIXELS) -> tuple[int, int]:
+    """Width and height from the header alone, or the ImageError that decoding would give: cheap, so a file
+    can be refused before a model is loaded for it."""
+    if not data:
+        raise NotAnImageError("empty file")
+    _setup_pillow()
+    try:
+        return _open_checked(data, max_megapixels).size
+    except ImageError:
+        raise
+    except Exception as exc:
+        raise TruncatedImageError(_corrupt_reason(exc)) from None
+
+
+def _open_checked(data: bytes, max_megapixels: float) -> Image.Image:
     try:
         image = Image.open(io.BytesIO(data))
     except UnidentifiedImageError:
@@ -125,10 +145,17 @@ def _decode(data: bytes, target_size: int | None, max_megapixels: float) -> Deco
     megapixels = width * height / 1e6
     if megapixels > max_megapixels:
         raise ImageTooLargeError(
-            f"{width}x{height} is {megapixels:.0f} megapixels, over the {max_megapixels:g} MP limit (--max-megapixels)"
+            f"{width}x{height} is {megapixels:.0f} megapixels, over the {max_megapixels:g} MP limit (--max-megapixels)",
+            megapixels=megapixels,
         )
     if min(width, height) < MIN_SIDE:
         raise ImageTooSmallError(f"{width}x{height} pixels is too small to search")
+    return image
+
+
+def _decode(data: bytes, target_size: int | None, max_megapixels: float) -> DecodedImage:
+    image = _open_checked(data, max_megapixels)
+    width, height = image.size
     if target_size is not None and image.format in _DRAFT_FORMATS:
         # The decoder scales by 1/2, 1/4 or 1/8 while keeping both sides >= the request: much faster, less memory.
         image.draft("RGB", (target_size, target_size))

@@ -14,6 +14,9 @@ INTERPOLATIONS: dict[str, Image.Resampling] = {
     "lanczos": Image.Resampling.LANCZOS,
 }
 _WHITE = (255, 255, 255)
+# Wider or taller than this, an image keeps only its centre before it is scaled: the model sees the centre square
+# anyway (CLIP's preprocessing crops it), and scaling the whole of an 8 x 1,000,000 strip would need gigabytes.
+MAX_ASPECT_RATIO = 3.0
 
 
 def to_rgb(image: Image.Image) -> Image.Image:
@@ -79,10 +82,11 @@ def prepare_pixels(
     resample = INTERPOLATIONS[interpolation]
     if image.mode != "RGB":
         image = to_rgb(image)
-    width, height = image.size
     if resize_mode == "squash":
         image = _resize(image, (image_size, image_size), resample)
     elif resize_mode == "shortest":
+        image = _centre_of_extreme(image)
+        width, height = image.size
         # torchvision Resize(int): short side to size, long side truncated (not rounded).
         if width <= height:
             new_size = (image_size, int(image_size * height / width))
@@ -90,10 +94,23 @@ def prepare_pixels(
             new_size = (int(image_size * width / height), image_size)
         image = _resize(image, new_size, resample)
     else:
-        # open_clip ResizeKeepRatio(longest=1): Python round() on both sides.
+        # open_clip ResizeKeepRatio(longest=1): Python round() on both sides (never below one pixel).
+        width, height = image.size
         ratio = max(height / image_size, width / image_size)
-        image = _resize(image, (round(width / ratio), round(height / ratio)), resample)
+        image = _resize(image, (max(1, round(width / ratio)), max(1, round(height / ratio))), resample)
     return np.array(_center_crop_or_pad(image, image_size), dtype=np.uint8)
+
+
+def _centre_of_extreme(image: Image.Image) -> Image.Image:
+    """The centre MAX_ASPECT_RATIO : 1 part of a longer image; others unchanged (so open_clip's pixels exactly)."""
+    width, height = image.size
+    short, long = min(width, height), max(width, height)
+    if long <= short * MAX_ASPECT_RATIO:
+        return image
+    keep = int(short * MAX_ASPECT_RATIO)
+    start = (long - keep) // 2
+    box = (start, 0, start + keep, height) if width > height else (0, start, width, start + keep)
+    return image.crop(box)
 
 
 def _resize(image: Image.Image, size: tuple[int, int], resample: Image.Resampling) -> Image.Image:

@@ -15,6 +15,15 @@ IMAGE_EXTENSIONS: frozenset[str] = frozenset(
     {".jpg", ".jpeg", ".jpe", ".png", ".webp", ".gif", ".bmp", ".tif", ".tiff", ".heic", ".heif", ".avif"}
 )
 
+# Files that are photos or footage but not images clipsearch decodes: counted, so that "indexed 0" is explained.
+RAW_EXTENSIONS: frozenset[str] = frozenset(
+    {".cr2", ".cr3", ".crw", ".nef", ".nrw", ".arw", ".srf", ".sr2", ".dng", ".orf", ".rw2", ".raf", ".pef", ".srw",
+     ".3fr", ".erf", ".kdc", ".mrw", ".raw", ".rwl", ".x3f", ".iiq"}
+)
+VIDEO_EXTENSIONS: frozenset[str] = frozenset(
+    {".mp4", ".mov", ".m4v", ".avi", ".mkv", ".mts", ".m2ts", ".3gp", ".wmv", ".webm", ".mpg", ".mpeg", ".insv"}
+)
+
 NOT_REGULAR = "not a regular file"
 
 
@@ -30,6 +39,7 @@ class FoundFile:
     path: str
     size: int
     mtime_ns: int
+    root: str = ""  # the root whose crawl found it
 
 
 @dataclass(frozen=True)
@@ -45,25 +55,41 @@ class CrawlResult:
     problems: tuple[CrawlProblem, ...]
     # The indexer must not treat catalogue entries under these as deleted: we could not see them.
     unreadable_dirs: tuple[str, ...]
+    # Per root, the files and folders outside it that followed symlinks led to: they belong to that root.
+    linked: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    ignored: dict[str, int] = field(default_factory=dict)  # "RAW", "video": files of those kinds passed over
 
 
 def is_image_name(name: str) -> bool:
     return os.path.splitext(name)[1].lower() in IMAGE_EXTENSIONS
 
 
+def ignored_kind(name: str) -> str | None:
+    extension = os.path.splitext(name)[1].lower()
+    return "RAW" if extension in RAW_EXTENSIONS else "video" if extension in VIDEO_EXTENSIONS else None
+
+
 def crawl(roots: Sequence[str | os.PathLike[str]], options: CrawlOptions = CrawlOptions()) -> CrawlResult:
-    """List candidate image files under roots; problems are collected, never raised (except a missing root)."""
-    resolved = _resolve_roots(roots)
+    """List candidate image files under roots, all with the same options."""
+    return crawl_roots([(root, options) for root in resolve_roots(roots)])
+
+
+def crawl_roots(roots: Sequence[tuple[str, CrawlOptions]]) -> CrawlResult:
+    """List candidate image files under resolved roots, each with its own options; problems are collected,
+    never raised."""
     acc = _Accumulator()
-    for root in resolved:
+    for root, options in roots:
         # Each root is walked on its own: a nested root the user names explicitly is "never hidden" and has
         # its own relative paths for --exclude, so pruning it via the outer root would be wrong.
+        acc.root = root
         _crawl_root(root, options, acc)
     return CrawlResult(
-        roots=tuple(resolved),
+        roots=tuple(root for root, _ in roots),
         files=tuple(acc.files[path] for path in sorted(acc.files)),
         problems=tuple(dict.fromkeys(acc.problems)),
         unreadable_dirs=tuple(sorted(acc.unreadable_dirs)),
+        linked={root: tuple(sorted(targets)) for root, targets in acc.linked.items()},
+        ignored=dict(acc.ignored),
     )
 
 
@@ -72,15 +98,28 @@ class _Accumulator:
     files: dict[str, FoundFile] = field(default_factory=dict)
     problems: list[CrawlProblem] = field(default_factory=list)
     unreadable_dirs: set[str] = field(default_factory=set)
+    linked: dict[str, set[str]] = field(default_factory=dict)
+    ignored: dict[str, int] = field(default_factory=dict)
+    root: str = ""  # the root being walked
+
+    def add_link_target(self, target: str) -> None:
+        if target != self.root and not target.startswith(self.root.rstrip(os.sep) + os.sep):
+            self.linked.setdefault(self.root, set()).add(target)
+
+    def ignore(self, name: str) -> None:
+        kind = ignored_kind(name)
+        if kind is not None:
+            self.ignored[kind] = self.ignored.get(kind, 0) + 1
 
     def add_file(self, path: str, st: os.stat_result) -> None:
-        self.files.setdefault(path, FoundFile(path=path, size=st.st_size, mtime_ns=st.st_mtime_ns))
+        self.files.setdefault(path, FoundFile(path=path, size=st.st_size, mtime_ns=st.st_mtime_ns, root=self.root))
 
     def problem(self, path: str, reason: str) -> None:
         self.problems.append(CrawlProblem(path=path, reason=reason))
 
 
-def _resolve_roots(roots: Sequence[str | os.PathLike[str]]) -> list[str]:
+def resolve_roots(roots: Sequence[str | os.PathLike[str]]) -> list[str]:
+    """Absolute paths with symlinks resolved, in order, without repeats; a UsageError for one that is not there."""
     resolved: list[str] = []
     for root in roots:
         # fsdecode keeps non-UTF-8 bytes as surrogate escapes, so they round-trip to the same file.
@@ -145,9 +184,9 @@ class _Walker:
             if not self.options.include_hidden and name.startswith("."):
                 continue
             rel = f"{rel_dir}/{name}" if rel_dir else name
-            if self._excluded(name, rel, entry.path):
-                continue
             try:
+                if self._excluded(entry, rel):
+                    continue
                 if entry.is_symlink():
                     if self.options.follow_symlinks:
                         yield from self._follow(entry, dir_path, rel)
@@ -161,7 +200,7 @@ class _Walker:
                         self.visited.add(key)
                     yield (entry.path, rel, via_link)
                 elif not is_image_name(name):
-                    continue
+                    self.acc.ignore(name)
                 elif entry.is_file(follow_symlinks=False):
                     st = entry.stat(follow_symlinks=False)
                     # Below a followed symlink the walked path is not the resolved one; elsewhere it already is.
@@ -197,16 +236,32 @@ class _Walker:
                 # Otherwise it is a second way into a folder already walked: nothing new to find there.
                 return
             self.visited.add(key)
+            self.acc.add_link_target(os.path.realpath(entry.path))
             yield (entry.path, rel, True)
         elif not is_image_name(entry.name):
+            self.acc.ignore(entry.name)
             return
         elif stat.S_ISREG(st.st_mode):
-            self.acc.add_file(os.path.realpath(entry.path), st)
+            target = os.path.realpath(entry.path)
+            self.acc.add_link_target(target)
+            self.acc.add_file(target, st)
         else:
             self.acc.problem(entry.path, NOT_REGULAR)
 
-    def _excluded(self, name: str, rel: str, path: str) -> bool:
-        return any(
-            fnmatchcase(name, pattern) or fnmatchcase(rel, pattern) or fnmatchcase(path, pattern)
-            for pattern in self.options.excludes
-        )
+    def _excluded(self, entry: os.DirEntry[str], rel: str) -> bool:
+        # A pattern ending in "/" names folders only ("Drawings/"): the slash would never match a name itself.
+        for pattern in self.options.excludes:
+            if pattern.endswith("/"):
+                if not _is_folder(entry, self.options.follow_symlinks):
+                    continue
+                pattern = pattern.rstrip("/")
+            if fnmatchcase(entry.name, pattern) or fnmatchcase(rel, pattern) or fnmatchcase(entry.path, pattern):
+                return True
+        return False
+
+
+def _is_folder(entry: os.DirEntry[str], follow_symlinks: bool) -> bool:
+    try:
+        return entry.is_dir(follow_symlinks=follow_symlinks)
+    except OSError:  # a symlink loop, say: reported when the walk reaches it, not here
+        return False

@@ -3,27 +3,41 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 from clipsearch.config import DataDir
+from clipsearch.errors import CatalogError
 from clipsearch.indexing.progress import Reporter
-from clipsearch.models.identity import MODEL_SETTING, ModelIdentity
+from clipsearch.models.identity import recorded_model
 from clipsearch.store.catalog import Catalog
 from clipsearch.store.hnsw import VectorIndex
 from clipsearch.store.lock import writer_lock
 
 
-def forget_paths(data_dir: DataDir, paths: Sequence[str], wait: bool = True, reporter: Reporter | None = None) -> int:
-    """Remove files and folders from the catalogue and the index; returns how many files went."""
+@dataclass(frozen=True)
+class Forgotten:
+    files: int
+    roots: int  # indexed folders forgotten (a folder that no longer exists may hold no files)
+
+
+def forget_paths(data_dir: DataDir, paths: Sequence[str], wait: bool = True,
+                 reporter: Reporter | None = None) -> Forgotten:
+    """Remove files and folders from the catalogue, its failures, a switch's staged work, and the index."""
     reporter = reporter or Reporter()
+    if not data_dir.catalog.exists():  # before the lock, which would create the folder
+        raise CatalogError(f"no catalogue at {data_dir.catalog}: nothing is indexed there (check --db)")
     with writer_lock(data_dir, wait, reporter.message):
         catalog = Catalog(data_dir.catalog)
         try:
             with catalog.transaction():
-                removed = catalog.remove_under(list(paths), catalog.next_seq())
-            identity = ModelIdentity.from_dict(catalog.get_json(MODEL_SETTING) or {})
-            if removed and identity.dim:
+                files = catalog.remove_files_under(list(paths), catalog.next_seq())
+                roots = catalog.forget_roots_under(list(paths))
+                catalog.forget_failures_under(list(paths))
+                catalog.unstage_under(list(paths))
+            identity = recorded_model(catalog)
+            if files and identity is not None:
                 index, _ = VectorIndex.open(data_dir, catalog, identity.dim)
                 index.persist(catalog, data_dir)
         finally:
             catalog.close()
-    return removed
+    return Forgotten(files, roots)

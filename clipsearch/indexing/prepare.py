@@ -5,7 +5,6 @@ Pillow and hashlib release the GIL, so decoding in threads overlaps with the mod
 
 from __future__ import annotations
 
-import hashlib
 import sqlite3
 import threading
 from collections import deque
@@ -16,12 +15,29 @@ from pathlib import Path
 
 import numpy as np
 
-from clipsearch.errors import ImageError
-from clipsearch.imaging.decode import decode_image, read_file
+from clipsearch.errors import ImageError, ImageTooLargeError
+from clipsearch.files import content_hash
+from clipsearch.imaging.decode import check_image, decode_image, read_file
 from clipsearch.imaging.pixels import prepare_pixels
 from clipsearch.indexing.crawl import FoundFile
 from clipsearch.models.preprocessing import Preprocessing
 from clipsearch.store.sqlite_guard import catalog_error
+
+
+@dataclass(frozen=True)
+class Task:
+    """One file to read, with the megapixel limit of the root it was found under."""
+
+    found: FoundFile
+    max_megapixels: float
+
+
+@dataclass(frozen=True)
+class Reuse:
+    """A catalogued file with the same content: `move` when its own file has vanished (it moved here)."""
+
+    row_id: int
+    move: bool
 
 
 @dataclass(frozen=True)
@@ -32,23 +48,30 @@ class Prepared:
     width: int | None = None
     height: int | None = None
     taken_at: str | None = None
-    reuse_id: int | None = None  # a row with the same content: its vector is reused
+    reuse: Reuse | None = None  # a row with the same content: its vector is reused
     error: str | None = None
+    error_kind: str = "bad"  # see clipsearch.store.crawl_memory.Failure
 
 
 class HashLookup:
-    """Finds rows with a given content hash from worker threads, each with its own read connection."""
+    """Finds rows with a given content hash from worker threads, each with its own read connection.
 
-    def __init__(self, catalog_path: Path, vanished: dict[int, str], enabled: bool = True) -> None:
+    `table` is `files`, or `staged` while switching models (only vectors of the new model can be reused).
+    """
+
+    def __init__(self, catalog_path: Path, vanished: dict[int, str], *, enabled: bool = True,
+                 table: str = "files") -> None:
         self._path = catalog_path
         self._enabled = enabled
+        self._query = ("SELECT id FROM files WHERE hash = ?" if table == "files"
+                       else "SELECT rowid FROM staged WHERE hash = ?")
         self._local = threading.local()
         self._connections: list[sqlite3.Connection] = []
         self._vanished = vanished
         self._claimed: set[int] = set()
         self._lock = threading.Lock()
 
-    def find(self, digest: str) -> int | None:
+    def find(self, digest: str) -> Reuse | None:
         if not self._enabled:
             return None
         try:
@@ -58,16 +81,16 @@ class HashLookup:
                 self._local.connection = connection
                 with self._lock:
                     self._connections.append(connection)
-            ids = [row[0] for row in connection.execute("SELECT id FROM files WHERE hash = ?", (digest,))]
+            ids = [row[0] for row in connection.execute(self._query, (digest,))]
         except sqlite3.Error as error:
             raise catalog_error(self._path, error) from error
         with self._lock:
-            # A vanished row is a move, and each can move only once; any other row is a copy.
+            # A vanished row is a move, and each can move only once; any other match is a copy.
             for row_id in ids:
                 if row_id in self._vanished and row_id not in self._claimed:
                     self._claimed.add(row_id)
-                    return row_id
-        return ids[0] if ids else None
+                    return Reuse(row_id, move=True)
+        return Reuse(ids[0], move=False) if ids else None
 
     def close(self) -> None:
         with self._lock:
@@ -76,32 +99,50 @@ class HashLookup:
             self._connections.clear()
 
 
-def make_preparer(preprocessing: Callable[[], Preprocessing], max_megapixels: float, lookup: HashLookup,
-                  ) -> Callable[[FoundFile], Prepared]:
-    """The function each worker runs on one file. `preprocessing` is asked only when a file must be decoded,
-    so a run of moves and renames never loads the model."""
+def match(task: Task, lookup: HashLookup) -> Prepared | tuple[bytes, str]:
+    """Read and hash a file: settled at once (a copy or move of a catalogued file, or unreadable), or its bytes
+    and hash, to be decoded."""
+    try:
+        data = read_file(task.found.path)
+    except ImageError as error:
+        return Prepared(task.found, error=str(error))
+    digest = content_hash(data)
+    reuse = lookup.find(digest)
+    return Prepared(task.found, digest, reuse=reuse) if reuse is not None else (data, digest)
 
-    def prepare(found: FoundFile) -> Prepared:
+
+def make_preparer(preprocessing: Callable[[], Preprocessing], lookup: HashLookup) -> Callable[[Task], Prepared]:
+    """The function each worker runs on one file. `preprocessing` is asked only when a file must be decoded,
+    so a run of moves and renames never loads the model, and a file that is not an image is refused first."""
+
+    def prepare(task: Task) -> Prepared:
+        matched = match(task, lookup)
+        if isinstance(matched, Prepared):
+            return matched
+        data, digest = matched
         try:
-            data = read_file(found.path)
-            digest = hashlib.blake2b(data, digest_size=16).hexdigest()
-            reuse = lookup.find(digest)
-            if reuse is not None:
-                return Prepared(found, digest, reuse_id=reuse)
+            check_image(data, task.max_megapixels)
             settings = preprocessing()
-            decoded = decode_image(data, target_size=settings.image_size, max_megapixels=max_megapixels)
+            decoded = decode_image(data, target_size=settings.image_size, max_megapixels=task.max_megapixels)
             pixels = prepare_pixels(decoded.image, settings.image_size, settings.resize_mode, settings.interpolation)
             info = decoded.info
-            return Prepared(found, digest, pixels, info.width, info.height, info.taken_at)
+            return Prepared(task.found, digest, pixels, info.width, info.height, info.taken_at)
+        except ImageTooLargeError as error:
+            return Prepared(task.found, error=str(error), error_kind=limit_kind(error))
         except ImageError as error:
-            return Prepared(found, error=str(error))
+            return Prepared(task.found, error=str(error))
         except MemoryError:
-            return Prepared(found, error="out of memory while decoding")
+            return Prepared(task.found, error="out of memory while decoding")
 
     return prepare
 
 
-def ordered(executor: ThreadPoolExecutor, function: Callable, items: Sequence, window: int) -> Iterator:
+def limit_kind(error: ImageTooLargeError) -> str:
+    """The failure kind of an image over a limit: one the user chose is retried when it is raised."""
+    return f"limit:{error.megapixels:.6g}" if error.megapixels is not None else "bad"
+
+
+def ordered(executor: ThreadPoolExecutor, function: Callable, items: Sequence | Iterator, window: int) -> Iterator:
     """executor.map with a bounded look-ahead, so memory stays flat however many files there are."""
     pending: deque[Future] = deque()
     iterator = iter(items)

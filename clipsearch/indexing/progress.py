@@ -5,15 +5,14 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from clipsearch.config import DEFAULT_MAX_MEGAPIXELS
-from clipsearch.indexing.crawl import CrawlOptions
+from clipsearch.indexing.roots import OptionChanges
 from clipsearch.models.device import Device, Precision
 
 
 @dataclass(frozen=True)
 class IndexOptions:
-    roots: tuple[str, ...]
-    crawl: CrawlOptions = field(default_factory=CrawlOptions)
+    roots: tuple[str, ...] = ()  # none: every root indexed before
+    changes: OptionChanges = field(default_factory=OptionChanges)  # crawl options given on the command line
     model: str | None = None
     pretrained: str | None = None
     reindex: bool = False
@@ -21,7 +20,6 @@ class IndexOptions:
     precision: Precision = Precision.auto
     batch_size: int | None = None
     workers: int | None = None
-    max_megapixels: float = DEFAULT_MAX_MEGAPIXELS
     wait_for_lock: bool = True
 
 
@@ -31,10 +29,13 @@ class IndexStats:
     unchanged: int = 0
     moved: int = 0
     removed: int = 0
-    skipped: int = 0
+    skipped: int = 0  # could not be used now, including the remembered ones below
+    skipped_remembered: int = 0  # failed before and unchanged since: not tried again
+    ignored: dict[str, int] = field(default_factory=dict)  # "RAW", "video": passed over by kind
     seconds: float = 0.0
     interrupted: bool = False
     model: str = ""
+    switched_to: str | None = None  # a model switch completed by this run
 
 
 @dataclass
@@ -43,5 +44,6 @@ class Reporter:
 
     message: Callable[[str], None] = lambda text: None
     skipped: Callable[[str, str], None] = lambda path, reason: None
-    started: Callable[[int], None] = lambda total: None
-    advanced: Callable[[int], None] = lambda count: None
+    started: Callable[[int], None] = lambda total: None  # files to read, once the crawl is done
+    phase: Callable[[str], None] = lambda what: None  # "loading the model", "embedding", ...
+    advanced: Callable[[int], None] = lambda count: None  # files settled (decoded, reused or skipped)

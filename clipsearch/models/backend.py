@@ -13,8 +13,9 @@ from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
 
+from clipsearch.errors import ModelError
 from clipsearch.models.device import Device, Precision
-from clipsearch.models.identity import ModelIdentity
+from clipsearch.models.identity import ModelIdentity, missing_files
 from clipsearch.models.preprocessing import Preprocessing
 
 if TYPE_CHECKING:
@@ -49,6 +50,9 @@ class Encoder(Protocol):
 
 def load_encoder(identity: ModelIdentity, device: Device | str = Device.auto) -> Encoder:
     """The model's weights loaded on a device, at the device's full precision (fp16 on CUDA, else fp32)."""
+    problem = missing_files(identity)
+    if problem:
+        raise ModelError(problem)
     from clipsearch.models.openclip import OpenClipEncoder
 
     return OpenClipEncoder(identity, device)

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from clipsearch.config import DEFAULT_MODEL, DEFAULT_PRETRAINED
-from clipsearch.errors import ModelError, ModelMismatchError, UsageError
+from clipsearch.errors import ModelMismatchError, UsageError
 
 MODEL_SETTING = "model"
 CHECKPOINT_HASHES_SETTING = "checkpoint_hashes"
@@ -91,12 +91,27 @@ class ModelIdentity:
         return cls(**{key: data.get(key) for key in cls.__dataclass_fields__})
 
 
-def _builtin_config(architecture: str) -> dict | None:
+def builtin_configs() -> Path | None:
+    """open_clip's folder of model configs, found without importing open_clip."""
     spec = importlib.util.find_spec("open_clip")
     if spec is None or not spec.submodule_search_locations:
         return None
-    path = Path(next(iter(spec.submodule_search_locations))) / "model_configs" / f"{architecture}.json"
-    return json.loads(path.read_text()) if path.is_file() else None
+    return Path(next(iter(spec.submodule_search_locations))) / "model_configs"
+
+
+def known_architecture(architecture: str) -> dict:
+    """open_clip's config of a named architecture, or a UsageError that suggests the closest names."""
+    folder = builtin_configs()
+    path = folder / f"{architecture}.json" if folder else None
+    if path is not None and path.is_file():
+        return json.loads(path.read_text())
+    import difflib
+
+    names = sorted(p.stem for p in folder.glob("*.json")) if folder else []
+    close = difflib.get_close_matches(architecture, names, n=3, cutoff=0.6)
+    hint = f"did you mean {' or '.join(close)}? " if close else ""
+    raise UsageError(f"--model {architecture}: no such open_clip model; {hint}(`python -c \"import open_clip; "
+                     "print(open_clip.list_models())\"` lists them; a path to a model config JSON works too)")
 
 
 def _file_sha256(path: Path) -> str:
@@ -119,10 +134,7 @@ def identify(spec: ModelSpec, hash_cache: dict[str, list] | None = None) -> Mode
         except (OSError, ValueError, KeyError, TypeError) as error:
             raise UsageError(f"--model {config_path}: not an open_clip model config ({error})") from error
     else:
-        config = _builtin_config(spec.model)
-        if config is None:
-            raise UsageError(f"--model {spec.model}: unknown open_clip model (pass a name from open_clip's "
-                             "list_models(), or the path to a model config JSON)")
+        config = known_architecture(spec.model)
         dim = int(config["embed_dim"])
     checkpoint = spec.checkpoint_path
     sha = None
@@ -168,51 +180,84 @@ def default_pretrained(architecture: str) -> str:
     return tags[0]
 
 
-def resolve_model(catalog: ModelRecord, model: str | None, pretrained: str | None, *, reindex: bool = False,
-                  ) -> tuple[ModelIdentity, bool]:
-    """The model a command must use on this catalogue, and whether it replaces the recorded one.
+@dataclass(frozen=True)
+class ModelChoice:
+    """The model a command uses on a database, and whether that replaces the one it records."""
 
-    Nothing asked for: the recorded model (or the default for a new database). Something asked
-    for that differs from the record of a non-empty database: refused, unless `reindex`.
+    identity: ModelIdentity
+    changed: bool  # True for a new database, an empty one told another model, or a switch (--reindex)
+    recorded: ModelIdentity | None  # what the database recorded before, if anything
+
+
+def recorded_model(catalog: ModelRecord) -> ModelIdentity | None:
+    stored = catalog.get_json(MODEL_SETTING)
+    return ModelIdentity.from_dict(stored) if stored else None
+
+
+def resolve_model(catalog: ModelRecord, model: str | None, pretrained: str | None, *,
+                  reindex: bool = False) -> ModelChoice:
+    """The model a command must use on this catalogue.
+
+    Nothing asked for: the recorded model (or the default for a new database); its files are not needed
+    until the model is loaded. Something asked for that differs from the record: refused, unless the
+    database holds no vectors yet or `reindex` asks for a switch.
     """
-    stored_data = catalog.get_json(MODEL_SETTING)
-    stored = ModelIdentity.from_dict(stored_data) if stored_data else None
-    if stored is not None and catalog.count() == 0:
-        stored = None  # nothing embedded yet (a first run that failed): not bound to any model
+    recorded = recorded_model(catalog)
     if model is None and pretrained is None:
-        if stored is None:
-            return identify(ModelSpec(DEFAULT_MODEL, DEFAULT_PRETRAINED)), True
-        for what, path, option in (("model config", stored.config_path, "--model"),
-                                   ("checkpoint", stored.checkpoint_path, "--pretrained")):
-            if path and not Path(path).is_file():
-                raise ModelError(f"the {what} this database was indexed with, {path}, is missing: "
-                                 f"pass {option} PATH to where it is now")
-        return stored, False
-    base = stored.spec() if stored else ModelSpec(DEFAULT_MODEL, DEFAULT_PRETRAINED)
+        if recorded is None:
+            return ModelChoice(identify(ModelSpec(DEFAULT_MODEL, DEFAULT_PRETRAINED)), True, None)
+        return ModelChoice(recorded, False, recorded)
+    identity = _identify_request(catalog, recorded, model, pretrained)
+    if recorded is None:
+        return ModelChoice(identity, True, None)
+    if not recorded.same_model(identity):
+        if reindex or catalog.count() == 0:
+            return ModelChoice(identity, True, recorded)
+        raise ModelMismatchError(
+            f"this database was indexed with {recorded.describe()}, not {identity.describe()}: leave out "
+            "--model/--pretrained to use its model, pick another --db, or re-embed everything with "
+            "`clipsearch index --reindex`"
+        )
+    if (identity.checkpoint_path, identity.config_path) != (recorded.checkpoint_path, recorded.config_path):
+        catalog.set_json(MODEL_SETTING, identity.to_dict())  # the same files, moved: remember where they are now
+    return ModelChoice(identity, False, recorded)
+
+
+def _identify_request(catalog: ModelRecord, recorded: ModelIdentity | None, model: str | None,
+                      pretrained: str | None) -> ModelIdentity:
+    """The identity of what --model and --pretrained ask for, the one left out taken from the record."""
+    base = recorded.spec() if recorded else ModelSpec(DEFAULT_MODEL, DEFAULT_PRETRAINED)
     asked_model = model or base.model
     asked_pretrained = pretrained
     if asked_pretrained is None:
         if model is None or ModelSpec(model, None).architecture == ModelSpec(base.model, None).architecture:
             asked_pretrained = base.pretrained
+            if recorded and recorded.checkpoint_path and not Path(recorded.checkpoint_path).is_file():
+                raise UsageError(f"the checkpoint this database was indexed with, {recorded.checkpoint_path}, is "
+                                 "missing: pass --pretrained with where it is now, along with --model")
         elif ModelSpec(model, None).config_path is not None:
             raise UsageError(f"--model {model}: a local model config needs its weights: add --pretrained CHECKPOINT")
         else:
+            known_architecture(model)
             asked_pretrained = default_pretrained(model)
     hash_cache = catalog.get_json(CHECKPOINT_HASHES_SETTING) or {}
     cache_before = json.dumps(hash_cache, sort_keys=True)
     identity = identify(ModelSpec(asked_model, asked_pretrained), hash_cache)
     if json.dumps(hash_cache, sort_keys=True) != cache_before:
         catalog.set_json(CHECKPOINT_HASHES_SETTING, hash_cache)
-    if stored is None:
-        return identity, True
-    if not stored.same_model(identity):
-        if reindex:
-            return identity, True
-        raise ModelMismatchError(
-            f"this database was indexed with {stored.describe()}, not {identity.describe()}: leave out "
-            "--model/--pretrained to use its model, pick another --db, or re-embed everything with "
-            "`clipsearch index --reindex`"
-        )
-    if (identity.checkpoint_path, identity.config_path) != (stored.checkpoint_path, stored.config_path):
-        catalog.set_json(MODEL_SETTING, identity.to_dict())  # the same files, moved: remember where they are now
-    return identity, False
+    return identity
+
+
+def missing_files(identity: ModelIdentity) -> str | None:
+    """Why the model cannot be loaded from the files its identity names, or None: one message naming both flags."""
+    missing = [(what, path, flag) for what, path, flag in (("model config", identity.config_path, "--model"),
+                                                           ("checkpoint", identity.checkpoint_path, "--pretrained"))
+               if path and not Path(path).is_file()]
+    if not missing:
+        return None
+    named = " and ".join(f"the {what} {path}" for what, path, _ in missing)
+    flags = " ".join(f"{flag} {'CONFIG.json' if flag == '--model' else 'CHECKPOINT'}" for flag in
+                     (["--model"] if identity.config_path else []) + (["--pretrained"] if identity.checkpoint_path
+                                                                       else []))
+    return (f"this database's model files have moved: {named} {'is' if len(missing) == 1 else 'are'} missing. "
+            f"Pass {flags} with where they are now (they are recognised by their content)")

@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 
 from clipsearch.errors import ModelError, UsageError
+from clipsearch.models.checkpoints import checkpoint_error
 from clipsearch.models.device import DEFAULT_BATCH_SIZE, Device, Precision, pick_device
 from clipsearch.models.hub import hub_offline, hub_unreachable, quiet_root_logger
 from clipsearch.models.identity import ModelIdentity
@@ -124,9 +125,12 @@ def _create_model(open_clip: Any, identity: ModelIdentity, device: str) -> Any:
         )
         return model
 
-    try:
-        if not identity.pretrained:
+    if not identity.pretrained:
+        try:
             return create()
+        except Exception as error:  # torch and open_clip raise many kinds for weights that do not fit
+            raise checkpoint_error(identity, error) from error
+    try:
         try:
             with hub_offline():  # cached weights load at once, with or without a network
                 return create()

@@ -22,7 +22,7 @@ from clipsearch.models.identity import ModelIdentity
 from clipsearch.models.preprocessing import Preprocessing
 from clipsearch.models.tokenizer import ClipTokenizer
 
-FORMAT_VERSION = 2
+FORMAT_VERSION = 3  # 3: the manifest checks the whole weights file
 MANIFEST = "manifest.json"
 WEIGHTS = "weights.bin"
 VOCABULARY = "bpe_merges.txt"  # open_clip's vocabulary file, decompressed: faster for a fresh query to read
@@ -187,7 +187,7 @@ def read_manifest(folder: Path, identity: ModelIdentity) -> dict | None:
             return None
         if not ModelIdentity.from_dict(manifest["identity"]).same_model(identity):
             return None
-        # Size and a hash of head and tail, as for the HNSW file: catches truncation and overwrites cheaply.
+        # Size and a hash of the whole file, as for the HNSW file: damaged weights would give wrong vectors.
         return manifest if list(fingerprint(folder / WEIGHTS)) == manifest["fingerprint"] else None
     except (OSError, ValueError, KeyError, TypeError, AttributeError):
         return None

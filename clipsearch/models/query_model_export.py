@@ -14,6 +14,7 @@ import gzip
 import json
 import os
 import shutil
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -223,7 +224,8 @@ def read_outcome(path: Path) -> QueryModelOutcome | None:
         return None
 
 
-def refresh_query_model(encoder: Any, folder: Path, outcome_file: Path) -> QueryModelOutcome | None:
+def refresh_query_model(encoder: Any, folder: Path, outcome_file: Path,
+                        announce: Callable[[], None] = lambda: None) -> QueryModelOutcome | None:
     """Make sure `folder` holds the encoder's query model, unless an attempt with this model and software failed.
 
     Returns the new outcome, or None when nothing had to be done. A cache: failing to write it is not an error.
@@ -234,6 +236,7 @@ def refresh_query_model(encoder: Any, folder: Path, outcome_file: Path) -> Query
     previous = read_outcome(outcome_file)
     if previous is not None and previous.applies_to(identity, software) and not previous.text:
         return None  # known not to work with this model and this software: retried when either changes
+    announce()
     try:
         report = encoder.export_query_model(folder)
     except OSError:

@@ -1,42 +1,56 @@
-"""Asking a running `clipsearch serve`: a query's answer, or None when no server of ours runs."""
+"""Asking a running `clipsearch serve`: a query's answer, or None when no server of ours answers in time."""
 
 from __future__ import annotations
 
 import json
 import os
 import socket
+import time
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
 from clipsearch.config import DataDir
 from clipsearch.errors import ExitCode
-from clipsearch.search.protocol import PROTOCOL_VERSION, ServerError, private_folder, read_all, socket_path
+from clipsearch.search.protocol import (
+    HELLO_TIMEOUT_S,
+    MAX_REQUEST_BYTES,
+    PROTOCOL_VERSION,
+    ProtocolError,
+    ServerError,
+    decode,
+    private_folder,
+    receive,
+    socket_path,
+)
 from clipsearch.search.request import QueryKind, QueryOptions
 from clipsearch.search.results import SearchResult
 
-_CONNECT_TIMEOUT_S = 1.0
-_ANSWER_TIMEOUT_S = 300.0  # an image query may have to load torch first
+# A live server answers a text query in milliseconds; this bounds a server stopped after its hello, while leaving
+# room for the first image query of a fresh server, which may load torch.
+ANSWER_DEADLINE_S = 120.0
+_MAX_ANSWER_BYTES = 1 << 30
 
 
 def _exchange(path: Path, request: dict[str, Any]) -> dict[str, Any] | None:
-    """Send one request; None if no server of ours answers there."""
+    """Send one request; None if no server of ours answers there, or it broke the protocol."""
+    message = json.dumps(request).encode()
+    if len(message) > MAX_REQUEST_BYTES:
+        return None
     if not path.exists() or not private_folder(path.parent, create=False) or path.lstat().st_uid != os.getuid():
         return None
     with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as connection:
-        connection.settimeout(_CONNECT_TIMEOUT_S)
         try:
+            connection.settimeout(HELLO_TIMEOUT_S)
             connection.connect(str(path))
-        except OSError:
-            return None  # a socket left behind by a server that died: search in-process
-        connection.settimeout(_ANSWER_TIMEOUT_S)
-        connection.sendall(json.dumps(request).encode() + b"\n")
-        connection.shutdown(socket.SHUT_WR)
-        answer = read_all(connection)
-    try:
-        return json.loads(answer)
-    except ValueError:
-        return None
+            hello = decode(receive(connection, 4096, time.monotonic() + HELLO_TIMEOUT_S, until_newline=True))
+            if hello.get("version") != PROTOCOL_VERSION:
+                return None  # another clipsearch's server: search in-process
+            connection.sendall(message + b"\n")
+            connection.shutdown(socket.SHUT_WR)
+            return decode(receive(connection, _MAX_ANSWER_BYTES, time.monotonic() + ANSWER_DEADLINE_S))
+        except (OSError, ProtocolError):
+            return None  # not there, stopped, swamped or gone: search in-process
 
 
 def ask(data_dir: DataDir, kind: QueryKind, queries: list[str], options: QueryOptions,
@@ -48,13 +62,10 @@ def ask(data_dir: DataDir, kind: QueryKind, queries: list[str], options: QueryOp
         shown = dict(zip(sent, queries))
     else:
         sent, shown = queries, {}
-    within = os.path.abspath(options.within) if options.within else None
+    within = tuple(os.path.abspath(folder) for folder in options.within)
     request = {"version": PROTOCOL_VERSION, "kind": kind.value, "queries": sent,
                "options": asdict(QueryOptions(options.limit, options.min_score, within, options.include_self))}
-    try:
-        answer = _exchange(socket_path(data_dir), request)
-    except OSError:
-        return None
+    answer = _exchange(socket_path(data_dir), request)
     if answer is None or answer.get("version") != PROTOCOL_VERSION:
         return None
     if "error" in answer:
@@ -64,11 +75,6 @@ def ask(data_dir: DataDir, kind: QueryKind, queries: list[str], options: QueryOp
 
 
 def server_info(data_dir: DataDir) -> dict[str, Any] | None:
-    """pid and uptime of the server for this database, if one runs."""
-    try:
-        answer = _exchange(socket_path(data_dir), {"version": PROTOCOL_VERSION, "kind": "info"})
-    except OSError:
-        return None
+    """pid, uptime and requests answered of the server for this database, if one runs and answers in time."""
+    answer = _exchange(socket_path(data_dir), {"version": PROTOCOL_VERSION, "kind": "info"})
     return answer if answer and answer.get("version") == PROTOCOL_VERSION else None
-
-

@@ -1,23 +1,19 @@
-"""Turn a query into a vector, search the index, and join the catalogue into ranked results."""
+"""Search an open database: embed the queries, find the nearest vectors, join the catalogue into ranked results."""
 
 from __future__ import annotations
 
 import contextlib
-import gc
 import os
 from collections.abc import Iterator
 
 import numpy as np
 
 from clipsearch.config import DataDir
-from clipsearch.errors import ClipsearchError, ImageError, UsageError
-from clipsearch.imaging.decode import decode_image, read_file
-from clipsearch.imaging.pixels import prepare_pixels
-from clipsearch.models.backend import Encoder, load_encoder
+from clipsearch.errors import ClipsearchError, UsageError
+from clipsearch.files import content_hash
 from clipsearch.models.device import Device, Precision
-from clipsearch.models.identity import MODEL_SETTING, resolve_model
-from clipsearch.models.query_model import QueryModel
-from clipsearch.models.query_model_export import refresh_query_model
+from clipsearch.models.identity import resolve_model
+from clipsearch.search.embedding import QueryEmbedder, read_query_file
 from clipsearch.search.request import QueryKind, QueryOptions
 from clipsearch.search.results import SearchResult
 from clipsearch.store.catalog import Catalog
@@ -25,10 +21,9 @@ from clipsearch.store.hnsw import Hit, VectorIndex
 from clipsearch.store.lock import writer_lock
 from clipsearch.text import visible
 
-# Below this many candidates, a folder filter is answered by exact search over their vectors:
-# faster than steering HNSW through a sparse filter, and never short of results.
+# Below this many candidates, a filter is answered by exact search over their vectors: faster than steering
+# HNSW through a sparse filter, and never short of results.
 EXACT_SEARCH_LIMIT = 50_000
-TEXT_CACHE_SIZE = 4096  # 2 KB a vector at 512 dimensions
 
 
 class Searcher:
@@ -39,22 +34,15 @@ class Searcher:
                  device: Device = Device.auto, precision: Precision = Precision.auto) -> None:
         self.catalog = Catalog(data_dir.catalog)
         try:
-            if not self.catalog.get_json(MODEL_SETTING) or not self.catalog.count():
+            if not self.catalog.count():
                 raise UsageError(f"nothing is indexed in {data_dir.root} yet: run `clipsearch index FOLDER` first")
-            self.identity, _ = resolve_model(self.catalog, model, pretrained)
+            self.identity = resolve_model(self.catalog, model, pretrained).identity
         except BaseException:
             self.catalog.close()  # the caller gets no Searcher to close
             raise
         self._data_dir = data_dir
-        self._device = Device(device)
-        self._precision = Precision(precision)
         self._index: VectorIndex | None = None
-        self._encoder: Encoder | None = None
-        # The query model answers on the CPU without importing torch; asking for a device or int8 means torch.
-        self._numpy_allowed = self._device in (Device.auto, Device.cpu) and self._precision is not Precision.int8
-        self._query_model: QueryModel | None = None
-        self._looked_for_copy = False
-        self._text_vectors: dict[str, np.ndarray] = {}  # repeated queries (a server's, `query -`'s) embed once
+        self.embedder = QueryEmbedder(data_dir, self.identity, device, precision)
 
     def close(self) -> None:
         self.catalog.close()
@@ -62,6 +50,7 @@ class Searcher:
     @property
     def index(self) -> VectorIndex:
         if self._index is None:
+            self.embedder.release()  # every query is embedded by now: the models make room for the index
             self._index, how = VectorIndex.open(self._data_dir, self.catalog, self.identity.dim)
             if how == "rebuilt":
                 self._keep(self._index)
@@ -73,98 +62,63 @@ class Searcher:
         with contextlib.suppress(ClipsearchError, OSError), writer_lock(self._data_dir, wait=False):
             index.persist(self.catalog, self._data_dir)
 
-    @property
-    def encoder(self) -> Encoder:
-        """The model itself, loaded on first use. Having paid for loading it, write its query model if that is
-        missing, so that the queries after this one skip torch."""
-        if self._encoder is None:
-            encoder = load_encoder(self.identity, self._device)
-            if refresh_query_model(encoder, self._data_dir.query_model, self._data_dir.query_model_outcome):
-                self._looked_for_copy = False  # there may be one now: from then on, every query takes its path
-            encoder.use_precision(self._precision)
-            self._encoder = encoder
-        return self._encoder
-
-    @property
-    def query_model(self) -> QueryModel | None:
-        """The query model, when queries can use it: no torch import, and the same answers in every process."""
-        if not self._numpy_allowed:
-            return None
-        if self._query_model is None and not self._looked_for_copy:
-            self._looked_for_copy = True
-            self._query_model = QueryModel.open(self._data_dir.query_model, self.identity)
-            if self._query_model is None and self._encoder is None:
-                self.encoder  # noqa: B018 (loads the model, which writes the query model if it can)
-                return self.query_model
-        return self._query_model
-
     def search(self, kind: QueryKind, queries: list[str], options: QueryOptions) -> list[SearchResult]:
         return self.texts(queries, options) if kind is QueryKind.text else self.images(queries, options)
 
     def texts(self, queries: list[str], options: QueryOptions) -> list[SearchResult]:
         if not queries:
             return []
-        if any(not query.strip() for query in queries):
-            raise UsageError("the query is empty: describe what you are looking for")
-        new = list(dict.fromkeys(q for q in queries if q not in self._text_vectors))
-        if new:
-            copy = self.query_model
-            for query, vector in zip(new, copy.embed_texts(new) if copy else self.encoder.embed_texts(new)):
-                self._text_vectors[query] = vector
-        vectors = [self._text_vectors[q] for q in queries]
-        while len(self._text_vectors) > TEXT_CACHE_SIZE:  # oldest first: dicts keep insertion order
-            del self._text_vectors[next(iter(self._text_vectors))]
-        self._make_room_for_the_index()
-        return [r for query, vector in zip(queries, vectors) for r in self._search(vector, options, query=query)]
+        folders = self._folders(options)
+        vectors = self.embedder.texts(queries)
+        return [r for query, vector in zip(queries, vectors) for r in self._search(vector, options, folders, query)]
 
     def images(self, paths: list[str], options: QueryOptions) -> list[SearchResult]:
-        wanted = []
-        for path in paths:
-            resolved = os.path.realpath(path)
-            stored = self.catalog.find(resolved)
-            if stored is not None:
-                record, vector = stored
-                wanted.append((path, vector, None if options.include_self else record.id))
-            else:
-                wanted.append((path, self._embed_file(resolved), None))
-        self._make_room_for_the_index()
-        return [r for path, vector, exclude in wanted for r in self._search(vector, options, query=path,
-                                                                             exclude=exclude)]
+        folders = self._folders(options)
+        wanted = [(path, *self._image_vector(path, options)) for path in paths]
+        return [r for path, vector, exclude in wanted
+                for r in self._search(vector, options, folders, path, exclude=exclude)]
 
-    def _make_room_for_the_index(self) -> None:
-        # Every query is embedded before the index loads, so the models can give their memory back first (the
-        # Searcher reopens them if asked again), which lowers a large library's peak memory.
-        if self._index is not None or (self._encoder is None and self._query_model is None):
-            return
-        self._encoder = self._query_model = None
-        self._looked_for_copy = False
-        gc.collect()
-        _return_freed_memory()
+    def _image_vector(self, path: str, options: QueryOptions) -> tuple[np.ndarray, int | None]:
+        """An image query's vector, and the row to leave out of its results (itself, when indexed)."""
+        if not path:
+            raise UsageError("an empty path is not an image: name a file")
+        if "\0" in path:
+            raise UsageError(f"{visible(path)}: a path cannot hold a NUL byte")
+        resolved = os.path.realpath(path)
+        stored = self.catalog.find(resolved)
+        if stored is not None:
+            record, vector = stored
+            return vector, None if options.include_self else record.id
+        data = read_query_file(resolved)
+        copy = self.catalog.vector_by_hash(content_hash(data))  # a byte-identical copy of an indexed photo
+        if copy is not None:
+            return copy, None
+        return self.embedder.image_file(resolved, data), None
 
-    def _embed_file(self, path: str) -> np.ndarray:
-        # visible(): an error is one line on stderr, even for a name with a newline in it.
-        if not os.path.lexists(path):
-            # read_file's "it vanished" is written for indexing; here the user simply named no file.
-            raise UsageError(f"{visible(path)}: no such file")
-        copy = self.query_model
-        numpy_copy = copy if copy and copy.embeds_images else None
-        settings = numpy_copy.preprocessing if numpy_copy else self.encoder.preprocessing
-        try:
-            decoded = decode_image(read_file(path), target_size=settings.image_size)
-        except ImageError as error:
-            raise UsageError(f"{visible(path)}: {error}") from error
-        pixels = prepare_pixels(decoded.image, settings.image_size, settings.resize_mode, settings.interpolation)
-        return (numpy_copy or self.encoder).embed_pixels(pixels[None])[0]
+    def _folders(self, options: QueryOptions) -> list[str]:
+        """The --in folders, resolved; each must exist and hold something indexed."""
+        folders = []
+        for folder in options.within:
+            resolved = os.path.realpath(folder)
+            if not os.path.exists(resolved):
+                raise UsageError(f"--in {visible(folder)}: no such folder")
+            if not os.path.isdir(resolved):
+                raise UsageError(f"--in {visible(folder)}: not a folder (--in narrows the search to a folder)")
+            if not self.catalog.count_under(resolved):
+                raise UsageError(f"--in {visible(folder)}: nothing under it is indexed (`clipsearch status` lists "
+                                 "the indexed folders)")
+            folders.append(resolved)
+        return folders
 
-    def _search(self, vector: np.ndarray, options: QueryOptions, *, query: str,
+    def _search(self, vector: np.ndarray, options: QueryOptions, folders: list[str], query: str,
                 exclude: int | None = None) -> list[SearchResult]:
         wanted = options.limit + (exclude is not None)
-        if options.within is not None:
-            folder = os.path.realpath(options.within)
-            if self.catalog.count_under(folder) <= EXACT_SEARCH_LIMIT:
-                hits = _exact(self.catalog.vectors_under(folder), vector, wanted)
+        if folders:
+            if sum(self.catalog.count_under(f) for f in folders) <= EXACT_SEARCH_LIMIT:
+                hits = _exact((chunk for f in folders for chunk in self.catalog.vectors_under(f)), vector, wanted)
             else:
-                hits = self.index.search(vector, wanted, allowed=set(self.catalog.ids_under(folder).tolist()))
+                allowed = {int(i) for f in folders for i in self.catalog.ids_under(f)}
+                hits = self.index.search(vector, wanted, allowed=allowed)
         else:
             hits = self.index.search(vector, wanted)
         hits = [h for h in hits if h.id != exclude][:options.limit]
@@ -179,14 +133,6 @@ class Searcher:
             results.append(SearchResult(len(results) + 1, hit.score, record.path, record.width, record.height,
                                         record.taken_at, query))
         return results
-
-
-def _return_freed_memory() -> None:
-    """Hand the heap that freed model weights leave behind back to the OS (glibc keeps it for reuse otherwise)."""
-    with contextlib.suppress(OSError, AttributeError):
-        import ctypes
-
-        ctypes.CDLL("libc.so.6").malloc_trim(0)
 
 
 def _exact(chunks: Iterator[tuple[np.ndarray, np.ndarray]], vector: np.ndarray, k: int) -> list[Hit]:

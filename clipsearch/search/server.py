@@ -2,6 +2,11 @@
 
 `clipsearch query` and `similar` try the socket first and fall back to searching in-process
 (clipsearch.search.router), so the server is never required, only faster.
+
+Each connection is handled in a thread of its own, with a deadline and a size cap on its request,
+so a slow, silent or hostile client costs the others nothing; the searching itself is done one
+request at a time (it takes milliseconds). Any request, however malformed, gets an error answer:
+nothing a client sends can stop the server.
 """
 
 from __future__ import annotations
@@ -11,8 +16,10 @@ import json
 import os
 import socket
 import struct
+import threading
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -22,9 +29,21 @@ from clipsearch.errors import ClipsearchError, ExitCode, UsageError
 from clipsearch.models.device import Device
 from clipsearch.models.identity import MODEL_SETTING, ModelIdentity
 from clipsearch.search.client import server_info
-from clipsearch.search.protocol import PROTOCOL_VERSION, private_folder, read_all, socket_path
+from clipsearch.search.protocol import (
+    MAX_REQUEST_BYTES,
+    PROTOCOL_VERSION,
+    REQUEST_DEADLINE_S,
+    ProtocolError,
+    decode,
+    private_folder,
+    receive,
+    socket_path,
+)
 from clipsearch.search.request import QueryKind, QueryOptions
 from clipsearch.search.searcher import Searcher
+
+MAX_CONNECTIONS = 16  # beyond this, a new connection is closed at once and its client searches in-process
+_SEND_TIMEOUT_S = 30.0
 
 
 @dataclass(frozen=True)
@@ -34,7 +53,7 @@ class ServeOptions:
 
 
 class SearchServer:
-    """Answers requests one at a time with one Searcher, kept current with the catalogue between requests."""
+    """Answers requests with one Searcher, kept current with the catalogue between requests."""
 
     def __init__(self, data_dir: DataDir, options: ServeOptions) -> None:
         self.data_dir = data_dir
@@ -44,6 +63,10 @@ class SearchServer:
         self.answered = 0
         self._searcher: Searcher | None = None
         self._catalog_file: tuple[int, int] | None = None
+        self._search_lock = threading.Lock()
+        self._connections_lock = threading.Lock()
+        self._connections = 0  # being handled now
+        self._last_request = time.monotonic()
 
     def _open(self) -> Searcher:
         """A Searcher for the database as it is now: reopened when the catalogue file or its model changes."""
@@ -75,6 +98,7 @@ class SearchServer:
         searcher.texts(["a photo"], QueryOptions(limit=1))
 
     def answer(self, request: dict[str, Any]) -> dict[str, Any]:
+        """The answer to one request: results, or an error with the exit code a local search would give."""
         base = {"version": PROTOCOL_VERSION}
         if request.get("version") != PROTOCOL_VERSION:
             return {**base, "error": "this clipsearch and the running server are different versions: restart "
@@ -82,13 +106,14 @@ class SearchServer:
         if request.get("kind") == "info":
             return {**base, "pid": os.getpid(), "uptime_s": time.time() - self.started, "answered": self.answered}
         try:
-            searcher = self._open()
             options = QueryOptions(**request["options"])
             queries = request["queries"]
-            if request["kind"] not in (QueryKind.text.value, QueryKind.image.value) or not isinstance(queries, list):
+            if request["kind"] not in (QueryKind.text.value, QueryKind.image.value) or not isinstance(queries, list) \
+                    or not all(isinstance(query, str) for query in queries):
                 raise UsageError(f"the server does not answer {request['kind']!r} requests")
-            results = searcher.search(QueryKind(request["kind"]), queries, options)
-            self.answered += 1
+            with self._search_lock:
+                results = self._open().search(QueryKind(request["kind"]), queries, options)
+                self.answered += 1
             return {**base, "results": [asdict(r) for r in results]}
         except ClipsearchError as error:
             return {**base, "error": str(error), "exit_code": int(error.exit_code)}
@@ -97,28 +122,68 @@ class SearchServer:
         except Exception as error:  # one failed request must not take the server down with it
             return {**base, "error": f"internal error: {type(error).__name__}: {error}", "exit_code": ExitCode.ERROR}
 
-    def serve(self, on_ready: Callable[[Path], None] = lambda path: None) -> None:
+    def serve(self, on_ready: Callable[[Path], None] = lambda path: None,
+              on_idle: Callable[[float], None] = lambda minutes: None) -> None:
         """Listen until interrupted (or idle too long); the socket is removed on the way out."""
         if not private_folder(self.path.parent, create=True):
             raise UsageError(f"{self.path.parent} is not a folder only you can use: remove it, or set XDG_RUNTIME_DIR")
         listener = self._listen()
+        workers = ThreadPoolExecutor(MAX_CONNECTIONS, thread_name_prefix="client")
         try:
             self.warm_up()
             on_ready(self.path)
-            listener.settimeout(self.options.idle_timeout_s)
-            while True:
-                try:
-                    connection, _ = listener.accept()
-                except TimeoutError:
-                    return  # idle for long enough
-                with connection:
-                    self._handle(connection)
+            self._accept_until_idle(listener, workers, on_idle)
         finally:
             listener.close()
             with contextlib.suppress(OSError):
                 self.path.unlink()
-            if self._searcher is not None:
-                self._searcher.close()
+            workers.shutdown(wait=False, cancel_futures=True)
+            with self._search_lock:
+                if self._searcher is not None:
+                    self._searcher.close()
+
+    def _accept_until_idle(self, listener: socket.socket, workers: ThreadPoolExecutor,
+                           on_idle: Callable[[float], None]) -> None:
+        idle_limit = self.options.idle_timeout_s
+        listener.settimeout(1.0)
+        while True:
+            try:
+                connection, _ = listener.accept()
+            except TimeoutError:
+                idle = time.monotonic() - self._last_request
+                if idle_limit is not None and idle >= idle_limit and not self._connections:
+                    on_idle(idle / 60)
+                    return
+                continue
+            with self._connections_lock:
+                if self._connections >= MAX_CONNECTIONS:
+                    connection.close()  # swamped: that client searches in-process
+                    continue
+                self._connections += 1
+            self._last_request = time.monotonic()
+            workers.submit(self._handle, connection)
+
+    def _handle(self, connection: socket.socket) -> None:
+        try:
+            with connection:
+                if _peer_uid(connection) not in (None, os.getuid()):
+                    return
+                connection.settimeout(_SEND_TIMEOUT_S)
+                connection.sendall(json.dumps({"version": PROTOCOL_VERSION, "pid": os.getpid()}).encode() + b"\n")
+                try:
+                    request = decode(receive(connection, MAX_REQUEST_BYTES, time.monotonic() + REQUEST_DEADLINE_S))
+                    answer = self.answer(request)
+                except ProtocolError as error:
+                    answer = {"version": PROTOCOL_VERSION, "error": f"a malformed request ({error})",
+                              "exit_code": ExitCode.ERROR}
+                connection.settimeout(_SEND_TIMEOUT_S)
+                connection.sendall(json.dumps(answer).encode())
+        except Exception:  # the client went away or misbehaved: it alone is affected
+            pass
+        finally:
+            self._last_request = time.monotonic()
+            with self._connections_lock:
+                self._connections -= 1
 
     def _listen(self) -> socket.socket:
         if self.path.exists():
@@ -134,20 +199,8 @@ class SearchServer:
             raise UsageError(f"cannot listen on {self.path}: {error.strerror or error}") from error
         finally:
             os.umask(previous)
-        listener.listen(16)
+        listener.listen(64)
         return listener
-
-    def _handle(self, connection: socket.socket) -> None:
-        connection.settimeout(10.0)  # a client that connects and says nothing must not block everyone else
-        try:
-            if _peer_uid(connection) not in (None, os.getuid()):
-                return
-            request = json.loads(read_all(connection))
-            answer = self.answer(request) if isinstance(request, dict) else {
-                "version": PROTOCOL_VERSION, "error": "a malformed request", "exit_code": ExitCode.ERROR}
-            connection.sendall(json.dumps(answer).encode())
-        except (OSError, ValueError):
-            return  # the client went away or sent garbage: it alone is affected
 
 
 def _peer_uid(connection: socket.socket) -> int | None:

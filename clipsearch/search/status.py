@@ -5,17 +5,47 @@ It loads no model and no index: every cache's state is judged from its files and
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
-from rich.filesize import decimal as human_size
+from dataclasses import asdict, dataclass, field
 
 from clipsearch.config import DataDir
-from clipsearch.models.identity import MODEL_SETTING, ModelIdentity
+from clipsearch.models.identity import ModelIdentity, recorded_model
 from clipsearch.models.query_model import read_manifest
-from clipsearch.models.query_model_export import QueryModelOutcome, read_outcome
+from clipsearch.models.query_model_export import read_outcome
 from clipsearch.search.client import server_info
 from clipsearch.store.catalog import Catalog
+from clipsearch.store.crawl_memory import Failure
+from clipsearch.store.folder import readable_by_others
 from clipsearch.store.hnsw import trusted_state
+from clipsearch.store.lock import current_writer
+
+
+@dataclass(frozen=True)
+class IndexState:
+    state: str  # "current", "behind" (caught up on the next query), "missing" or "damaged" (rebuilt), "none"
+    size_bytes: int | None = None
+
+
+@dataclass(frozen=True)
+class QueryModelState:
+    state: str  # "ready" (queries skip torch), "missing" (written by the next query that loads torch), "unavailable"
+    towers: tuple[str, ...] = ()
+    size_bytes: int | None = None
+    reason: str | None = None  # why it is unavailable
+    software: str | None = None  # the model library it was tried with
+
+
+@dataclass(frozen=True)
+class SwitchState:
+    to: str
+    embedded: int  # files embedded with the new model so far
+    files: int  # files in the database
+
+
+@dataclass(frozen=True)
+class RootState:
+    path: str
+    indexed_at: str | None
+    options: dict
 
 
 @dataclass(frozen=True)
@@ -27,73 +57,76 @@ class DatabaseStatus:
     roots: list[str]
     size_bytes: int
     last_indexed: str | None
-    index: str
+    index: IndexState
     known_bad_files: int
-    query_model: str = "none"
+    query_model: QueryModelState
     server: dict | None = None  # pid, uptime_s and answered of a running `clipsearch serve`
+    writer: str | None = None  # the `index` or `forget` writing now
+    switch: SwitchState | None = None
+    private: bool = True  # False when other users can read the folder
+    root_options: dict[str, dict] = field(default_factory=dict)
+    skipped: list[Failure] | None = None  # with --skipped: every remembered failure
 
     def to_dict(self) -> dict:
-        return dict(self.__dict__)
-
-    def lines(self) -> list[tuple[str, str]]:
-        roots = self.roots or ["(none)"]
-        lines = [("database", self.database), ("model", self.model or "(none yet)"), ("images", str(self.images)),
-                 ("roots", roots[0])]
-        lines += [("", root) for root in roots[1:]]
-        lines += [("size on disk", human_size(self.size_bytes)), ("last indexed", self.last_indexed or "never"),
-                  ("vector index", self.index), ("query model", self.query_model)]
-        if self.server:
-            lines.append(("server", f"running (pid {self.server['pid']}, {self.server['answered']} requests answered)"))
-        if self.known_bad_files:
-            plural = "s" if self.known_bad_files != 1 else ""
-            lines.append(("unreadable", f"{self.known_bad_files} file{plural} (retried when they change)"))
-        return lines
+        data = asdict(self)
+        if self.skipped is None:
+            del data["skipped"]
+        return data
 
 
-def database_status(data_dir: DataDir) -> DatabaseStatus:
+def database_status(data_dir: DataDir, list_skipped: bool = False) -> DatabaseStatus:
     size = sum(p.stat().st_size for p in data_dir.root.rglob("*") if p.is_file()) if data_dir.root.is_dir() else 0
+    writer, private = current_writer(data_dir), not readable_by_others(data_dir.root)
     if not data_dir.catalog.exists():
-        return DatabaseStatus(str(data_dir.root), None, None, 0, [], size, None, "none", 0)
+        return DatabaseStatus(str(data_dir.root), None, None, 0, [], size, None, IndexState("none"), 0,
+                              QueryModelState("missing"), writer=writer, private=private,
+                              skipped=[] if list_skipped else None)
     catalog = Catalog(data_dir.catalog)
     try:
         stats = catalog.stats()
-        stored = catalog.get_json(MODEL_SETTING)
-        identity = ModelIdentity.from_dict(stored) if stored else None
-        index = _index_state(data_dir, catalog, identity.dim if identity else None)
+        identity = recorded_model(catalog)
+        roots = catalog.roots()
         return DatabaseStatus(
-            database=str(data_dir.root), model=identity.describe() if identity else None, model_identity=stored,
-            images=stats.files, roots=stats.roots, size_bytes=size, last_indexed=stats.last_indexed, index=index,
-            known_bad_files=stats.failures,
-            query_model=_query_model_state(data_dir, identity), server=server_info(data_dir),
+            database=str(data_dir.root), model=identity.describe() if identity else None,
+            model_identity=identity.to_dict() if identity else None, images=stats.files,
+            roots=[root.path for root in roots], size_bytes=size, last_indexed=stats.last_indexed,
+            index=_index_state(data_dir, catalog, identity), known_bad_files=stats.failures,
+            query_model=_query_model_state(data_dir, identity), server=server_info(data_dir), writer=writer,
+            switch=_switch_state(catalog), private=private,
+            root_options={root.path: root.options for root in roots},
+            skipped=catalog.failures() if list_skipped else None,
         )
     finally:
         catalog.close()
 
 
-def _query_model_state(data_dir: DataDir, identity: ModelIdentity | None) -> str:
+def _switch_state(catalog: Catalog) -> SwitchState | None:
+    stored = catalog.switch_target()
+    if not stored:
+        return None
+    return SwitchState(ModelIdentity.from_dict(stored).describe(), catalog.staged_count(), catalog.count())
+
+
+def _query_model_state(data_dir: DataDir, identity: ModelIdentity | None) -> QueryModelState:
     manifest = read_manifest(data_dir.query_model, identity) if identity else None
     if manifest is not None:
-        towers = "text and image towers" if manifest.get("image") else "text tower"
+        towers = ("text", "image") if manifest.get("image") else ("text",)
         size = sum(p.stat().st_size for p in data_dir.query_model.iterdir())
-        return f"numpy copy of the {towers}: queries skip torch ({human_size(size)})"
+        return QueryModelState("ready", towers, size)
     outcome = read_outcome(data_dir.query_model_outcome)
-    if identity is not None and outcome is not None and not outcome.text and _same_model(outcome, identity):
-        return (f"none: it cannot be made for this model with {outcome.software} ({outcome.reason}); queries load "
-                "torch")
-    return "none (the next query loads torch, then writes it)"
+    if (identity is not None and outcome is not None and not outcome.text
+            and ModelIdentity.from_dict(outcome.identity).same_model(identity)):
+        return QueryModelState("unavailable", reason=outcome.reason, software=outcome.software)
+    return QueryModelState("missing")
 
 
-def _same_model(outcome: QueryModelOutcome, identity: ModelIdentity) -> bool:
-    return ModelIdentity.from_dict(outcome.identity).same_model(identity)
-
-
-def _index_state(data_dir: DataDir, catalog: Catalog, dim: int | None) -> str:
-    """What `VectorIndex.open` will make of the HNSW file, judged cheaply: status loads no index."""
+def _index_state(data_dir: DataDir, catalog: Catalog, identity: ModelIdentity | None) -> IndexState:
+    """What `VectorIndex.open` will make of the HNSW file, judged from its whole contents: status loads no index."""
+    if not catalog.count() or identity is None:
+        return IndexState("none")
     if not data_dir.hnsw.exists() or not data_dir.hnsw_state.exists():
-        return "missing (rebuilt from the catalogue on the next query)"
-    state = trusted_state(data_dir, catalog, dim) if dim else None
+        return IndexState("missing")
+    state = trusted_state(data_dir, catalog, identity.dim)
     if state is None:
-        return "damaged or out of date (rebuilt from the catalogue on the next query)"
-    if state.seq < catalog.current_seq():
-        return "behind the catalogue (caught up on the next query)"
-    return f"current ({human_size(state.size)})"
+        return IndexState("damaged")
+    return IndexState("behind" if state.seq < catalog.current_seq() else "current", state.size)

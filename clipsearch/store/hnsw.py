@@ -20,7 +20,7 @@ import numpy as np
 
 from clipsearch.config import DataDir
 from clipsearch.errors import CatalogError
-from clipsearch.files import fingerprint, remove_leftovers, temporary_name, write_json_atomically
+from clipsearch.files import create_private, fingerprint, remove_leftovers, temporary_name, write_json_atomically
 from clipsearch.store.catalog import Catalog
 
 # Chosen with bench/vector_search.py over 1M synthetic CLIP-like vectors (README, "Vector search"): low-contrast,
@@ -177,10 +177,10 @@ class VectorIndex:
 
     def save(self, data_dir: DataDir, catalog_id: str) -> None:
         """Write the index, then its state, each atomically: a reader that sees the new state sees the new file."""
-        data_dir.root.mkdir(parents=True, exist_ok=True)
         remove_leftovers(data_dir.hnsw)  # from a save that was killed
         temporary = temporary_name(data_dir.hnsw)
         try:
+            os.close(create_private(temporary))  # hnswlib would create it readable by everyone
             self._index.save_index(str(temporary))
             # hnswlib does not report a failed write (a full disk leaves a short file): check before trusting it.
             if temporary.stat().st_size != self._index.index_file_size():

@@ -3,23 +3,32 @@
 from __future__ import annotations
 
 import contextlib
+import errno
 import fcntl
 import os
 from collections.abc import Callable, Iterator
 
 from clipsearch.config import DataDir
-from clipsearch.errors import CatalogError, LockedError
+from clipsearch.errors import CatalogError, LockedError, describe_os_error
+from clipsearch.files import PRIVATE_FILE_MODE
+from clipsearch.store.folder import create_database_folder
 
 
 @contextlib.contextmanager
 def writer_lock(data_dir: DataDir, wait: bool, on_wait: Callable[[str], None] = lambda message: None,
                 ) -> Iterator[None]:
     """Hold the database's writer lock for the block; wait for another writer (saying so), or fail at once."""
+    create_database_folder(data_dir.root)
     try:
-        data_dir.root.mkdir(parents=True, exist_ok=True)
-        handle = open(data_dir.lock, "a+")  # noqa: SIM115 (held for the whole block)
+        # Never through a symlink: in a folder someone else could write to, one could point at the user's files.
+        descriptor = os.open(data_dir.lock, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0),
+                             PRIVATE_FILE_MODE)
+        handle = os.fdopen(descriptor, "r+")
     except OSError as error:
-        raise CatalogError(f"cannot write to {data_dir.root}: {error.strerror or error}") from error
+        if error.errno == errno.ELOOP:
+            raise CatalogError(f"{data_dir.lock} is a symbolic link, which clipsearch never writes through: "
+                               "remove it") from error
+        raise CatalogError(f"cannot write to {data_dir.root}: {describe_os_error(error)}") from error
     try:
         try:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -38,3 +47,20 @@ def writer_lock(data_dir: DataDir, wait: bool, on_wait: Callable[[str], None] = 
         yield
     finally:
         handle.close()
+
+
+def current_writer(data_dir: DataDir) -> str | None:
+    """Who holds the writer lock now ("clipsearch pid N"), or None; creates nothing."""
+    try:
+        descriptor = os.open(data_dir.lock, os.O_RDONLY | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0))
+    except OSError:
+        return None
+    with os.fdopen(descriptor, "r") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return handle.read().strip() or "another process"
+        except OSError:
+            return None
+        fcntl.flock(handle, fcntl.LOCK_UN)
+        return None

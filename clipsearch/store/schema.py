@@ -50,8 +50,20 @@ def m002_root_options_and_failure_kinds(db: sqlite_utils.Database) -> None:
     db["failures"].add_column("kind", str)
 
 
+def m003_model_switch_and_files_in_flight(db: sqlite_utils.Database) -> None:
+    """`staged`: files embedded with the model a database is switching to, until every file has been; `in_flight`:
+    files handed to the decoders and not yet committed, so a file that kills the process is known afterwards."""
+    db["staged"].create(
+        {"path": bytes, "size": int, "mtime_ns": int, "hash": str, "width": int, "height": int, "taken_at": str,
+         "vector": bytes},
+        pk="path", not_null={"size", "mtime_ns", "hash", "vector"},
+    )
+    db["staged"].create_index(["hash"])
+    db["in_flight"].create({"path": bytes, "size": int, "mtime_ns": int, "attempts": int}, pk="path")
+
+
 # Append only, and never edit one that has shipped: a catalogue that ran it will not run it again.
-MIGRATIONS = (m001_create_tables, m002_root_options_and_failure_kinds)
+MIGRATIONS = (m001_create_tables, m002_root_options_and_failure_kinds, m003_model_switch_and_files_in_flight)
 SCHEMA_VERSION = len(MIGRATIONS)
 
 

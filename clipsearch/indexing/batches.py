@@ -1,0 +1,105 @@
+"""Batches: prepared files routed to what each needs (embedding, a move, a copy, a failure), committed together.
+
+Each batch is one transaction: its files, moves and failures, and the in-flight marks it clears, so a
+crash loses at most the batch in flight. During a model switch the vectors go to the `staged` table
+instead, where queries (which use the old model) do not see them until every file is done.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from clipsearch.indexing.prepare import Prepared
+from clipsearch.indexing.progress import IndexStats, Reporter
+from clipsearch.store.catalog import Catalog
+from clipsearch.store.crawl_memory import Failure
+from clipsearch.store.rows import Move, NewFile
+
+
+@dataclass
+class Batch:
+    files: list[NewFile] = field(default_factory=list)
+    pending: list[Prepared] = field(default_factory=list)  # waiting for the model
+    moves: list[Move] = field(default_factory=list)
+    replaced: list[int] = field(default_factory=list)  # rows whose path a moved file now takes
+    touches: list[tuple[int, int, int]] = field(default_factory=list)
+    failures: list[Failure] = field(default_factory=list)
+    done: list[str] = field(default_factory=list)  # every path the batch settles, to clear from in_flight
+
+    def __len__(self) -> int:
+        return len(self.files) + len(self.pending) + len(self.moves) + len(self.touches) + len(self.failures)
+
+
+class BatchWriter:
+    def __init__(self, catalog: Catalog, stats: IndexStats, reporter: Reporter, *, staging: bool,
+                 known_ids: dict[str, int]) -> None:
+        self.catalog = catalog
+        self.stats = stats
+        self.reporter = reporter
+        self.staging = staging  # a model switch: write to `staged`
+        self.known_ids = known_ids  # path -> row id of the files catalogued under the roots being crawled
+        self.moved_ids: set[int] = set()
+
+    def route(self, item: Prepared, batch: Batch) -> None:
+        file = item.found
+        batch.done.append(file.path)
+        reuse = item.reuse
+        if item.error is not None:
+            self.reporter.skipped(file.path, item.error)
+            batch.failures.append(Failure(file.path, file.size, file.mtime_ns, item.error, item.error_kind))
+            self.stats.skipped += 1
+        elif reuse is None:
+            batch.pending.append(item)
+        elif not self.staging and reuse.row_id == self.known_ids.get(file.path):
+            batch.touches.append((reuse.row_id, file.size, file.mtime_ns))  # touched, same content
+            self.stats.unchanged += 1
+        elif reuse.move and not self.staging:
+            if file.path in self.known_ids:  # moved onto a file that was indexed: that row goes
+                batch.replaced.append(self.known_ids[file.path])
+            batch.moves.append(Move(reuse.row_id, file.path, file.size, file.mtime_ns))
+            self.moved_ids.add(reuse.row_id)
+            self.stats.moved += 1
+        else:
+            self._copy(item, batch)
+
+    def _copy(self, item: Prepared, batch: Batch) -> None:
+        """A copy of a catalogued file: its vector and facts, without decoding or embedding."""
+        assert item.reuse is not None
+        source = (self.catalog.staged_reusable(item.reuse.row_id) if self.staging
+                  else self.catalog.reusable(item.reuse.row_id))
+        if source is None:  # cannot happen while we hold the writer lock; retried on the next run if it does
+            self.reporter.skipped(item.found.path, "its content changed while indexing")
+            self.stats.skipped += 1
+            return
+        record, vector = source
+        file = item.found
+        batch.files.append(NewFile(file.path, file.size, file.mtime_ns, item.hash, record.width, record.height,
+                                   record.taken_at, vector))
+
+    def commit(self, batch: Batch, embed: Callable[[np.ndarray], np.ndarray]) -> None:
+        """Embed what waits for the model, then write the batch in one transaction."""
+        if batch.pending:
+            vectors = embed(np.stack([p.pixels for p in batch.pending]))
+            batch.files += [_new_file(p, v) for p, v in zip(batch.pending, vectors)]
+        if not len(batch) and not batch.done:
+            return
+        with self.catalog.transaction():
+            if self.staging:
+                self.catalog.stage_files(batch.files)
+            else:
+                seq = self.catalog.next_seq()
+                self.catalog.remove_ids(batch.replaced, seq)
+                self.catalog.add_files(batch.files, seq)
+                self.catalog.move_files(batch.moves)
+                self.catalog.touch_files(batch.touches)
+            self.catalog.record_failures(batch.failures)
+            self.catalog.clear_in_flight(batch.done)
+        self.stats.indexed += len(batch.files)
+
+
+def _new_file(item: Prepared, vector: np.ndarray) -> NewFile:
+    file = item.found
+    return NewFile(file.path, file.size, file.mtime_ns, item.hash, item.width, item.height, item.taken_at, vector)

@@ -1,0 +1,99 @@
+"""Suspects, decoded where they cannot take the run down: a child process of their own.
+
+A file that was being decoded when a run died may be what killed it: an out-of-memory kill, a crash
+in a decoder library, a decode that never ends. The next run decodes such files in a child process,
+one after another, each within a time limit. If the child dies, or runs out of time, the file it was
+on is named as the cause, recorded as skipped until it changes, and the rest go on in a new child. A
+file is blamed only for a death it was alone in: the user's `kill -9` of the whole run blames nothing.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import signal
+from collections.abc import Iterator, Sequence
+from multiprocessing.connection import Connection
+
+from clipsearch.errors import ImageError, ImageTooLargeError
+from clipsearch.imaging.decode import decode_image, read_file
+from clipsearch.imaging.pixels import prepare_pixels
+from clipsearch.indexing.prepare import Prepared, Task, limit_kind
+from clipsearch.models.preprocessing import Preprocessing
+
+TIME_LIMIT_ENV = "CLIPSEARCH_DECODE_TIME_LIMIT_S"  # seconds one file may take to decode in quarantine
+DEFAULT_TIME_LIMIT_S = 120.0
+_START_LIMIT_S = 120.0  # for the child to start: a fresh interpreter importing Pillow and numpy
+
+
+def _decode_files(connection: Connection, tasks: list[Task], settings: Preprocessing) -> None:
+    """The child: decode each file, saying which one it is on before it starts."""
+    for number, task in enumerate(tasks):
+        connection.send(("start", number))
+        try:
+            decoded = decode_image(read_file(task.found.path), target_size=settings.image_size,
+                                   max_megapixels=task.max_megapixels)
+            pixels = prepare_pixels(decoded.image, settings.image_size, settings.resize_mode, settings.interpolation)
+            info = decoded.info
+            connection.send(("done", number, pixels, info.width, info.height, info.taken_at))
+        except ImageTooLargeError as error:
+            connection.send(("failed", number, str(error), limit_kind(error)))
+        except ImageError as error:
+            connection.send(("failed", number, str(error), "bad"))
+    connection.send(("end",))
+
+
+def _death(exit_code: int | None) -> str:
+    if exit_code is None or exit_code >= 0:
+        return f"exit code {exit_code}"
+    try:
+        cause = signal.Signals(-exit_code)
+    except ValueError:
+        return f"signal {-exit_code}"
+    meanings = {signal.SIGKILL: "killed, likely out of memory", signal.SIGXCPU: "over its CPU time limit",
+                signal.SIGSEGV: "a crash in a decoder library", signal.SIGBUS: "a crash in a decoder library"}
+    return meanings.get(cause, cause.name)
+
+
+def decode_in_quarantine(tasks: Sequence[tuple[Task, str]], settings: Preprocessing) -> Iterator[Prepared]:
+    """(task, content hash) pairs, decoded in child processes; one Prepared for each, in order."""
+    time_limit = float(os.environ.get(TIME_LIMIT_ENV) or DEFAULT_TIME_LIMIT_S)
+    context = multiprocessing.get_context("spawn")  # a fresh interpreter: no torch, no threads to fork
+    remaining = list(tasks)
+    while remaining:
+        ours, theirs = context.Pipe()
+        child = context.Process(target=_decode_files, args=(theirs, [t for t, _ in remaining], settings), daemon=True)
+        child.start()
+        theirs.close()
+        current: int | None = None
+        timed_out = False
+        try:
+            while True:
+                if not ours.poll(time_limit if current is not None else _START_LIMIT_S):
+                    timed_out = True
+                    child.kill()
+                    raise EOFError
+                message = ours.recv()
+                if message[0] == "end":
+                    remaining = []
+                    break
+                current = message[1]
+                task, digest = remaining[current]
+                if message[0] == "done":
+                    yield Prepared(task.found, digest, *message[2:])
+                elif message[0] == "failed":
+                    yield Prepared(task.found, error=message[2], error_kind=message[3])
+        except EOFError:  # the child died, or ran out of time, while decoding remaining[current]
+            child.join()
+            if current is None:
+                raise RuntimeError(f"the decoding child process could not start ({_death(child.exitcode)})") from None
+            task, _ = remaining[current]
+            cause = f"over {time_limit:g} s" if timed_out else _death(child.exitcode)
+            yield Prepared(task.found, error=f"decoding it killed the decoder ({cause}); retried when the file "
+                                             "changes", error_kind="crash")
+            remaining = remaining[current + 1:]
+        finally:
+            ours.close()
+            child.join(timeout=5)
+            if child.is_alive():
+                child.kill()
