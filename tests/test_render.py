@@ -172,8 +172,8 @@ def test_table_shows_names_scores_sizes_and_dates() -> None:
     text = data.decode("utf-8")
     assert "DSC_0001.JPG" in text and "IMG_0002.HEIC" in text
     assert "0.9000" in text and "0.8877" in text
-    assert "4032x3024" in text
-    assert "2019-07-14 12:30:05" in text
+    assert "4032×3024" in text and "pixels" in text.splitlines()[0]
+    assert "2019-07-14 12:30" in text
     assert "\x1b[" not in text  # not a terminal: no escape codes
     assert warnings == []
 
@@ -216,3 +216,35 @@ def test_unknown_format_is_a_usage_error() -> None:
     assert result.exit_code == 2
     assert result.stderr.startswith("clipsearch: error: ") and "xml" in result.stderr
     assert len(result.stderr.splitlines()) == 1
+
+
+LIBRARY = [
+    "/home/me/Pictures/Family/2023/Summer holidays in Brittany/DSC_0128.JPG",
+    "/home/me/Pictures/Family/2023/Summer holidays in Brittany/Day 3 - beach/IMG_20230614_182205.jpg",
+    "/mnt/nas/photos/archive/scans/1987/album-04/page-12.png",
+    "/home/me/Downloads/inspiration.webp",
+]
+
+
+@pytest.mark.parametrize("width", [60, 80, 120])
+def test_the_table_fits_its_terminal_and_never_cuts_a_file_name(width: int) -> None:
+    results = make_results(LIBRARY)
+    text = render(results, "table", console_width=width, cwd="/home/me/Pictures", home="/home/me")[0].decode()
+    lines = text.splitlines()
+    assert max(len(line) for line in lines) <= width
+    rows = lines[2:]
+    assert len(rows) == len(LIBRARY)  # one line per result: nothing wraps
+    for row, path in zip(rows, LIBRARY):
+        assert os.path.basename(path) in row
+    assert "Family/2023/" in rows[0] or "Family/" in rows[0]  # relative to the current folder
+    assert "~/Downloads/inspiration.webp" in rows[3]  # under home: shown with ~
+    header = lines[0].split()
+    assert header[:3] == ["#", "score", "path"] and "size" not in header
+    assert ("pixels" in header) == (width >= 70)  # the compact layout below 70 columns drops it
+    assert "taken" in header
+
+
+def test_columns_empty_for_every_result_are_left_out() -> None:
+    results = [SearchResult(1, 0.5, "/p/a.jpg", None, None, None), SearchResult(2, 0.4, "/p/b.jpg", None, None, None)]
+    header = render(results, "table", console_width=120)[0].decode().splitlines()[0].split()
+    assert header == ["#", "score", "path"]

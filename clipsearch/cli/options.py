@@ -74,6 +74,9 @@ FormatOption = Annotated[OutputFormat | None, typer.Option(
     "--format", "-f", help="Output format (null: NUL-terminated paths, as -0). Default: table on a terminal, "
                            "paths in a pipe.")]
 NullOption = Annotated[bool, typer.Option("--null", "-0", help="NUL-separated paths, for `xargs -0`.")]
+LinkToOption = Annotated[Path | None, typer.Option(
+    "--link-to", metavar="DIR", file_okay=False,
+    help="Also make DIR a folder of symbolic links to the results, named by rank (01-IMG_0042.jpg).")]
 NoWaitOption = Annotated[bool, typer.Option("--no-wait", help="Fail at once if another process is writing "
                                                               "the database, instead of waiting.")]
 

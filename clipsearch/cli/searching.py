@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 from typing import Annotated
@@ -15,6 +16,7 @@ from clipsearch.cli.options import (
     DeviceOption,
     FormatOption,
     LimitOption,
+    LinkToOption,
     MinScoreOption,
     ModelOption,
     NullOption,
@@ -24,39 +26,68 @@ from clipsearch.cli.options import (
     WithinOption,
     data_dir,
 )
-from clipsearch.errors import ExitCode
+from clipsearch.errors import ExitCode, UsageError
 from clipsearch.models.device import Device, Precision
 from clipsearch.output.formats import OutputFormat
 from clipsearch.search.request import QueryKind, QueryOptions
+from clipsearch.text import plural
 
 
-def _read_stdin_lines() -> list[str]:
-    return [line.rstrip("\r\n") for line in sys.stdin if line.strip()]
+def _queries(arguments: list[str], what: str) -> list[str]:
+    """The queries: the arguments, or with '-' alone, one per line of stdin."""
+    if "-" not in arguments:
+        return arguments
+    if arguments != ["-"]:
+        raise UsageError(f"'-' reads {what} from stdin, one per line, and takes no other arguments")
+    lines = [line.rstrip("\r\n") for line in sys.stdin if line.strip()]
+    if not lines:
+        raise UsageError(f"no {what} on stdin ('-' reads one per line)")
+    return lines
+
+
+def _cwd() -> str | None:
+    try:
+        return os.getcwd()
+    except OSError:  # the folder it was started in has been removed
+        return None
 
 
 def _search_and_render(kind: QueryKind, queries: list[str], options: QueryOptions, db: Path | None,
-                       output_format: OutputFormat | None, null: bool, **model_choice) -> None:
+                       output_format: OutputFormat | None, null: bool, link_to: Path | None,
+                       **model_choice) -> None:
     blas_single_threaded()
     from clipsearch.output.formats import RenderOptions, choose_format, render_results
     from clipsearch.search.router import run_search
 
     fmt = choose_format(output_format, null, sys.stdout.isatty())
-    results = run_search(data_dir(db), kind, queries, options, **model_choice)
+    answer = run_search(data_dir(db), kind, queries, options, **model_choice)
     from rich.console import Console
 
     width = Console().width if sys.stdout.isatty() else None
-    warnings = render_results(results, fmt, sys.stdout.buffer, RenderOptions(width, show_query=len(queries) > 1))
+    rendering = RenderOptions(width, show_query=len(queries) > 1, cwd=_cwd(), home=os.path.expanduser("~"))
+    warnings = render_results(answer.results, fmt, sys.stdout.buffer, rendering)
     sys.stdout.flush()
+    if link_to is not None and answer.results:
+        from clipsearch.output.links import link_results
+
+        made = link_results(answer.results, link_to, several_queries=len(queries) > 1)
+        say(f"linked {plural(made, 'result')} in {link_to}")
+    if answer.missing:
+        warnings.append(f"left out {plural(answer.missing, 'result')} whose file no longer exists (`clipsearch "
+                        "index` brings the database up to date)")
     for warning in warnings:
         say(f"clipsearch: warning: {warning}")
-    if not results:
+    if not answer.results:
         if fmt is OutputFormat.table:
             say("no matches")
         raise typer.Exit(ExitCode.NOTHING_FOUND)
 
 
-@command(epilog="Examples:  clipsearch query sunset beach  ·  clipsearch query 'dog in snow' -n 5 -f paths | "
-                    "xargs -d '\\n' cp -t /tmp/picks  ·  printf 'cat\\ndog\\n' | clipsearch query - -f jsonl")
+QUERY_EXAMPLES = ("Examples:  clipsearch query sunset beach  ·  clipsearch query 'dog in snow' -n 20 --link-to "
+                  "~/picks  ·  printf 'cat\\ndog\\n' | clipsearch query - -f jsonl")
+
+
+@command(epilog=QUERY_EXAMPLES)
 def query(
     text: Annotated[list[str], typer.Argument(
         metavar="TEXT...", help="What to look for; words are joined. '-' alone reads one query per line from "
@@ -66,6 +97,7 @@ def query(
     within: WithinOption = None,
     output_format: FormatOption = None,
     null: NullOption = False,
+    link_to: LinkToOption = None,
     db: DbOption = None,
     model: ModelOption = None,
     pretrained: PretrainedOption = None,
@@ -73,9 +105,9 @@ def query(
     show_traceback: TracebackOption = False,
 ) -> None:
     """Find photos matching a description. Exit code 0 if something was found, 1 if not, 2 on error."""
-    queries = _read_stdin_lines() if text == ["-"] else [" ".join(text)]
+    queries = _queries(text, "queries") if "-" in text else [" ".join(text)]
     options = QueryOptions(limit=limit, min_score=min_score, within=tuple(str(w) for w in within or ()))
-    _search_and_render(QueryKind.text, queries, options, db, output_format, null,
+    _search_and_render(QueryKind.text, queries, options, db, output_format, null, link_to,
                        model=model, pretrained=pretrained, device=device)
 
 
@@ -91,6 +123,7 @@ def similar(
                                                "results.")] = False,
     output_format: FormatOption = None,
     null: NullOption = False,
+    link_to: LinkToOption = None,
     db: DbOption = None,
     model: ModelOption = None,
     pretrained: PretrainedOption = None,
@@ -99,8 +132,12 @@ def similar(
     show_traceback: TracebackOption = False,
 ) -> None:
     """Find photos that look like the given ones."""
-    queries = _read_stdin_lines() if images == ["-"] else images
+    queries = _queries(images, "image paths")
     options = QueryOptions(limit=limit, min_score=min_score, within=tuple(str(w) for w in within or ()),
                            include_self=include_self)
-    _search_and_render(QueryKind.image, queries, options, db, output_format, null,
+    _search_and_render(QueryKind.image, queries, options, db, output_format, null, link_to,
                        model=model, pretrained=pretrained, device=device, precision=precision)
+
+
+# People type `search` as often as `query`: the same command under both names.
+command(name="search", epilog=QUERY_EXAMPLES, help="The same as `clipsearch query`.", hidden=True)(query)

@@ -40,6 +40,8 @@ class OutputFormat(str, Enum):
 class RenderOptions:
     console_width: int | None = None  # the terminal's width, for the table
     show_query: bool = False  # several queries: each record names its own
+    cwd: str | None = None  # the table shows paths relative to it, or to `home`, when that is shorter
+    home: str | None = None
 
 
 Writer = Callable[[Sequence[SearchResult], typing.BinaryIO, RenderOptions], list[str]]
@@ -108,7 +110,8 @@ def _tsv(results: Sequence[SearchResult], out: typing.BinaryIO, options: RenderO
 
 def _table(results: Sequence[SearchResult], out: typing.BinaryIO, options: RenderOptions) -> list[str]:
     if results:
-        text = render_table(results, options.show_query, options.console_width, _is_terminal(out))
+        text = render_table(results, options.show_query, options.console_width, _is_terminal(out), options.cwd,
+                            options.home)
         out.write(text.encode("utf-8", errors="backslashreplace"))
     return []
 

@@ -1,4 +1,10 @@
-"""The results table people read on a terminal."""
+"""The results table people read on a terminal.
+
+Paths are shown as short as they can be told apart: relative to the current folder, or under `~`, when
+that is shorter; then, if still too wide, with the middle folders replaced by "…". A file's name is
+never cut. Columns that are empty for every result are left out, and below COMPACT_WIDTH columns the
+table keeps only rank, score, path and the capture date.
+"""
 
 from __future__ import annotations
 
@@ -15,6 +21,53 @@ from clipsearch.search.results import SearchResult
 from clipsearch.text import visible
 
 DEFAULT_TABLE_WIDTH = 120
+COMPACT_WIDTH = 70
+ELLIPSIS = "…"
+
+
+def shown_path(path: str, cwd: str | None = None, home: str | None = None) -> str:
+    """The shortest of the absolute path, the path relative to `cwd` (when under it), and `~/...`."""
+    candidates = [path]
+    if cwd and path.startswith(cwd.rstrip(os.sep) + os.sep):
+        candidates.append(os.path.relpath(path, cwd))
+    if home and path.startswith(home.rstrip(os.sep) + os.sep):
+        candidates.append("~" + path[len(home.rstrip(os.sep)):])
+    return min(candidates, key=len)
+
+
+def fit_path(path: str, width: int) -> str:
+    """`path` within `width` characters: middle folders become "…", the file name stays whole."""
+    if len(path) <= width:
+        return path
+    folder, sep, name = path.rpartition(os.sep)
+    if not sep:
+        return path
+    parts = folder.split(os.sep)
+    head: list[str] = []
+    tail: list[str] = []
+
+    def joined(front: list[str], back: list[str]) -> str:
+        return os.sep.join([*front, ELLIPSIS, *back, name])
+
+    # Keep folders from both ends, the nearer ones first, while they fit beside the name.
+    while parts:
+        if len(joined(head, [parts[-1], *tail])) <= width:
+            tail.insert(0, parts.pop())
+        elif len(joined([*head, parts[0]], tail)) <= width:
+            head.append(parts.pop(0))
+        else:
+            break
+    return joined(head, tail)
+
+
+def _taken(taken_at: str | None, compact: bool) -> str:
+    if not taken_at:
+        return ""
+    return taken_at[:10] if compact else taken_at.replace("T", " ")[:16]
+
+
+def _pixels(result: SearchResult) -> str:
+    return f"{result.width}×{result.height}" if result.width and result.height else ""
 
 
 def _path_text(path: str) -> Text:
@@ -23,45 +76,55 @@ def _path_text(path: str) -> Text:
     return Text.assemble((visible(folder + sep), "dim"), (visible(name), "bold"))
 
 
-def _taken(taken_at: str | None) -> str:
-    return taken_at.replace("T", " ") if taken_at else ""
-
-
-def _size(result: SearchResult) -> str:
-    return f"{result.width}x{result.height}" if result.width and result.height else ""
-
-
-def _results_table(results: Sequence[SearchResult], title: str | None) -> Table:
-    table = Table(title=title, title_justify="left", box=box.SIMPLE_HEAD, show_edge=False)
+def _results_table(results: Sequence[SearchResult], title: str | None, width: int, cwd: str | None,
+                   home: str | None) -> Table:
+    compact = width < COMPACT_WIDTH
+    show_pixels = not compact and any(_pixels(r) for r in results)
+    show_taken = any(r.taken_at for r in results)
+    widths = [max(1, len(str(max(r.rank for r in results)))), 6]  # "#" and "score"
+    if show_pixels:
+        widths.append(max(6, *(len(_pixels(r)) for r in results)))
+    if show_taken:
+        widths.append(10 if compact else 16)
+    # Each column is padded by a space on both sides and separated by one; the path column takes the rest.
+    budget = max(12, width - sum(widths) - 3 * len(widths) - 1)
+    table = Table(title=title, title_justify="left", box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False,
+                  padding=(0, 1))
     table.add_column("#", justify="right", no_wrap=True)
     table.add_column("score", justify="right", no_wrap=True)
-    table.add_column("path", overflow="fold", ratio=1)
-    table.add_column("size", justify="right", no_wrap=True)
-    table.add_column("taken", no_wrap=True)
+    table.add_column("path", overflow="fold")
+    if show_pixels:
+        table.add_column("pixels", justify="right", no_wrap=True)
+    if show_taken:
+        table.add_column("taken", no_wrap=True)
     for r in results:
-        table.add_row(
-            Text(str(r.rank)), Text(f"{r.score:.4f}"), _path_text(r.path), Text(_size(r)), Text(_taken(r.taken_at))
-        )
+        cells = [Text(str(r.rank)), Text(f"{r.score:.4f}"), _path_text(fit_path(visible(shown_path(r.path, cwd, home)),
+                                                                                 budget))]
+        if show_pixels:
+            cells.append(Text(_pixels(r)))
+        if show_taken:
+            cells.append(Text(_taken(r.taken_at, compact)))
+        table.add_row(*cells)
     return table
 
 
-def render_table(results: Sequence[SearchResult], show_query: bool, width: int | None, colour: bool) -> str:
+def render_table(results: Sequence[SearchResult], show_query: bool, width: int | None, colour: bool,
+                 cwd: str | None = None, home: str | None = None) -> str:
+    width = width or DEFAULT_TABLE_WIDTH
     if show_query:
-        queries = list(dict.fromkeys(r.query for r in results))
         parts: list[Table | Text] = []
-        for q in queries:
+        for q in dict.fromkeys(r.query for r in results):
             if parts:
                 parts.append(Text(""))
-            parts.append(_results_table([r for r in results if r.query == q], visible(q) if q is not None else None))
+            group = [r for r in results if r.query == q]
+            parts.append(_results_table(group, visible(q) if q is not None else None, width, cwd, home))
         renderable: Table | Group = Group(*parts)
     else:
-        renderable = _results_table(results, None)
+        renderable = _results_table(results, None, width, cwd, home)
     buffer = io.StringIO()
     # Styles only when the bytes go to a terminal; rich itself still honours NO_COLOR.
-    console = Console(
-        file=buffer, width=width or DEFAULT_TABLE_WIDTH, force_terminal=colour, no_color=None if colour else True,
-        highlight=False, emoji=False, markup=False, soft_wrap=False,
-    )
+    console = Console(file=buffer, width=width, force_terminal=colour, no_color=None if colour else True,
+                      highlight=False, emoji=False, markup=False, soft_wrap=False)
     console.print(renderable)
     # rich pads every line to the table's width; trailing blanks only get in the way of files and diffs.
     return "".join(line.rstrip() + "\n" for line in buffer.getvalue().rstrip("\n").split("\n"))

@@ -24,7 +24,7 @@ from clipsearch.search.protocol import (
     socket_path,
 )
 from clipsearch.search.request import QueryKind, QueryOptions
-from clipsearch.search.results import SearchResult
+from clipsearch.search.results import SearchAnswer, SearchResult
 
 # A live server answers a text query in milliseconds; this bounds a server stopped after its hello, while leaving
 # room for the first image query of a fresh server, which may load torch.
@@ -54,7 +54,7 @@ def _exchange(path: Path, request: dict[str, Any]) -> dict[str, Any] | None:
 
 
 def ask(data_dir: DataDir, kind: QueryKind, queries: list[str], options: QueryOptions,
-        ) -> list[SearchResult] | None:
+        ) -> SearchAnswer | None:
     """The server's answer to these queries, or None if no server runs for this database."""
     if kind is QueryKind.image:
         # The server has another working directory: send paths it can open, and show the user's own.
@@ -71,7 +71,9 @@ def ask(data_dir: DataDir, kind: QueryKind, queries: list[str], options: QueryOp
     if "error" in answer:
         raise ServerError(answer["error"], answer.get("exit_code", ExitCode.ERROR))
     results = [SearchResult(**fields) for fields in answer["results"]]
-    return [SearchResult(**{**asdict(r), "query": shown.get(r.query, r.query)}) for r in results] if shown else results
+    if shown:
+        results = [SearchResult(**{**asdict(r), "query": shown.get(r.query, r.query)}) for r in results]
+    return SearchAnswer(results, int(answer.get("missing", 0)))
 
 
 def server_info(data_dir: DataDir) -> dict[str, Any] | None:

@@ -14,3 +14,9 @@ class SearchResult:
     height: int | None
     taken_at: str | None  # ISO 8601 capture time from EXIF, when known
     query: str | None = None  # the text or image path that produced it
+
+
+@dataclass(frozen=True)
+class SearchAnswer:
+    results: list[SearchResult]
+    missing: int = 0  # results left out because their file no longer exists

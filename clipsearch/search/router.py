@@ -7,12 +7,12 @@ import os
 from clipsearch.config import NO_SERVER_ENV_VAR, DataDir
 from clipsearch.models.device import Device, Precision
 from clipsearch.search.request import QueryKind, QueryOptions
-from clipsearch.search.results import SearchResult
+from clipsearch.search.results import SearchAnswer
 
 
 def run_search(data_dir: DataDir, kind: QueryKind, queries: list[str], options: QueryOptions, *,
                model: str | None = None, pretrained: str | None = None, device: Device = Device.auto,
-               precision: Precision = Precision.auto) -> list[SearchResult]:
+               precision: Precision = Precision.auto) -> SearchAnswer:
     """Search the database; the answer is the same whichever process gives it.
 
     The server holds the database's own model on its own device, so asking for another model, device or

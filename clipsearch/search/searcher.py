@@ -15,7 +15,7 @@ from clipsearch.models.device import Device, Precision
 from clipsearch.models.identity import resolve_model
 from clipsearch.search.embedding import QueryEmbedder, read_query_file
 from clipsearch.search.request import QueryKind, QueryOptions
-from clipsearch.search.results import SearchResult
+from clipsearch.search.results import SearchAnswer, SearchResult
 from clipsearch.store.catalog import Catalog
 from clipsearch.store.hnsw import Hit, VectorIndex
 from clipsearch.store.lock import writer_lock
@@ -24,6 +24,7 @@ from clipsearch.text import visible
 # Below this many candidates, a filter is answered by exact search over their vectors: faster than steering
 # HNSW through a sparse filter, and never short of results.
 EXACT_SEARCH_LIMIT = 50_000
+MAX_CANDIDATES = 10_000  # asked for at most, when many of the best results' files have gone
 
 
 class Searcher:
@@ -62,21 +63,21 @@ class Searcher:
         with contextlib.suppress(ClipsearchError, OSError), writer_lock(self._data_dir, wait=False):
             index.persist(self.catalog, self._data_dir)
 
-    def search(self, kind: QueryKind, queries: list[str], options: QueryOptions) -> list[SearchResult]:
+    def search(self, kind: QueryKind, queries: list[str], options: QueryOptions) -> SearchAnswer:
         return self.texts(queries, options) if kind is QueryKind.text else self.images(queries, options)
 
-    def texts(self, queries: list[str], options: QueryOptions) -> list[SearchResult]:
+    def texts(self, queries: list[str], options: QueryOptions) -> SearchAnswer:
         if not queries:
-            return []
+            return SearchAnswer([])
         folders = self._folders(options)
         vectors = self.embedder.texts(queries)
-        return [r for query, vector in zip(queries, vectors) for r in self._search(vector, options, folders, query)]
+        return _joined([self._search(vector, options, folders, query) for query, vector in zip(queries, vectors)])
 
-    def images(self, paths: list[str], options: QueryOptions) -> list[SearchResult]:
+    def images(self, paths: list[str], options: QueryOptions) -> SearchAnswer:
         folders = self._folders(options)
         wanted = [(path, *self._image_vector(path, options)) for path in paths]
-        return [r for path, vector, exclude in wanted
-                for r in self._search(vector, options, folders, path, exclude=exclude)]
+        return _joined([self._search(vector, options, folders, path, exclude=exclude)
+                        for path, vector, exclude in wanted])
 
     def _image_vector(self, path: str, options: QueryOptions) -> tuple[np.ndarray, int | None]:
         """An image query's vector, and the row to leave out of its results (itself, when indexed)."""
@@ -110,29 +111,40 @@ class Searcher:
             folders.append(resolved)
         return folders
 
+    def _ranked(self, vector: np.ndarray, folders: list[str], k: int) -> list[Hit]:
+        """The k nearest files, among those under `folders` if any."""
+        if not folders:
+            return self.index.search(vector, k)
+        if sum(self.catalog.count_under(f) for f in folders) <= EXACT_SEARCH_LIMIT:
+            return _exact((chunk for f in folders for chunk in self.catalog.vectors_under(f)), vector, k)
+        allowed = {int(i) for f in folders for i in self.catalog.ids_under(f)}
+        return self.index.search(vector, k, allowed=allowed)
+
     def _search(self, vector: np.ndarray, options: QueryOptions, folders: list[str], query: str,
-                exclude: int | None = None) -> list[SearchResult]:
-        wanted = options.limit + (exclude is not None)
-        if folders:
-            if sum(self.catalog.count_under(f) for f in folders) <= EXACT_SEARCH_LIMIT:
-                hits = _exact((chunk for f in folders for chunk in self.catalog.vectors_under(f)), vector, wanted)
-            else:
-                allowed = {int(i) for f in folders for i in self.catalog.ids_under(f)}
-                hits = self.index.search(vector, wanted, allowed=allowed)
-        else:
-            hits = self.index.search(vector, wanted)
-        hits = [h for h in hits if h.id != exclude][:options.limit]
-        if options.min_score is not None:
-            hits = [h for h in hits if h.score >= options.min_score]
-        records = self.catalog.records([h.id for h in hits])
-        results = []
-        for hit in hits:
-            record = records.get(hit.id)
-            if record is None:  # removed by a concurrent `index` since the index was read
-                continue
-            results.append(SearchResult(len(results) + 1, hit.score, record.path, record.width, record.height,
-                                        record.taken_at, query))
-        return results
+                exclude: int | None = None) -> SearchAnswer:
+        """The best `limit` results whose files still exist; those that do not are counted, and more are asked
+        for in their place."""
+        k = options.limit + (exclude is not None)
+        while True:
+            hits = [h for h in self._ranked(vector, folders, k) if h.id != exclude]
+            if options.min_score is not None:
+                hits = [h for h in hits if h.score >= options.min_score]
+            records = self.catalog.records([h.id for h in hits])
+            # A record may be gone too: removed by a concurrent `index` since the index was read.
+            found = [(h, records[h.id]) for h in hits if h.id in records]
+            present = [(h, r) for h, r in found if os.path.exists(r.path)]
+            exhausted = len(hits) < k - (exclude is not None)
+            if len(present) >= options.limit or exhausted or k >= MAX_CANDIDATES:
+                break
+            k = min(MAX_CANDIDATES, 2 * k + (len(found) - len(present)))
+        missing = len(found) - len(present)
+        results = [SearchResult(rank, hit.score, record.path, record.width, record.height, record.taken_at, query)
+                   for rank, (hit, record) in enumerate(present[:options.limit], start=1)]
+        return SearchAnswer(results, missing)
+
+
+def _joined(answers: list[SearchAnswer]) -> SearchAnswer:
+    return SearchAnswer([r for a in answers for r in a.results], sum(a.missing for a in answers))
 
 
 def _exact(chunks: Iterator[tuple[np.ndarray, np.ndarray]], vector: np.ndarray, k: int) -> list[Hit]:

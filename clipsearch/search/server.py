@@ -112,9 +112,9 @@ class SearchServer:
                     or not all(isinstance(query, str) for query in queries):
                 raise UsageError(f"the server does not answer {request['kind']!r} requests")
             with self._search_lock:
-                results = self._open().search(QueryKind(request["kind"]), queries, options)
+                answer = self._open().search(QueryKind(request["kind"]), queries, options)
                 self.answered += 1
-            return {**base, "results": [asdict(r) for r in results]}
+            return {**base, "results": [asdict(r) for r in answer.results], "missing": answer.missing}
         except ClipsearchError as error:
             return {**base, "error": str(error), "exit_code": int(error.exit_code)}
         except (KeyError, TypeError, ValueError) as error:

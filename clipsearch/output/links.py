@@ -1,0 +1,54 @@
+"""A folder of symbolic links to the results: look through them in any image viewer, send them, or copy them.
+
+The links are named by rank, then the file's own name (`01-DSC_0128.JPG`), so that files with the same
+name from different folders (cameras number every card from DSC_0001) never collide, and a viewer
+sorts them in the order found. With several queries, each gets its own subfolder. Only symlinks are
+ever replaced: a real file in the way is an error, never overwritten. The photos are not touched.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from pathlib import Path
+
+from clipsearch.errors import UsageError, describe_os_error
+from clipsearch.search.results import SearchResult
+from clipsearch.text import visible
+
+
+def _safe_name(text: str, limit: int = 60) -> str:
+    """A query as a folder name: no slashes or control characters, not too long."""
+    cleaned = "".join(c if c.isprintable() and c not in "/\\\0" else "_" for c in text).strip(". ")
+    return cleaned[:limit] or "query"
+
+
+def link_results(results: Sequence[SearchResult], folder: Path, several_queries: bool) -> int:
+    """Make `folder` hold a symlink per result; returns how many were made."""
+    queries = list(dict.fromkeys(r.query for r in results)) if several_queries else [None]
+    made = 0
+    for number, query in enumerate(queries, start=1):
+        target = folder / f"{number:02d}-{_safe_name(query or '')}" if several_queries else folder
+        group = [r for r in results if r.query == query] if several_queries else list(results)
+        made += _link_group(group, target)
+    return made
+
+
+def _link_group(results: Sequence[SearchResult], folder: Path) -> int:
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise UsageError(f"--link-to {visible(str(folder))}: {describe_os_error(error)}") from error
+    width = max(2, len(str(len(results))))
+    for result in results:
+        link = folder / f"{result.rank:0{width}d}-{os.path.basename(result.path)}"
+        if link.is_symlink():
+            link.unlink()
+        elif link.exists():
+            raise UsageError(f"--link-to: {visible(str(link))} exists and is not a link clipsearch made; "
+                             "nothing there is overwritten: pick an empty folder")
+        try:
+            link.symlink_to(result.path)
+        except OSError as error:
+            raise UsageError(f"--link-to: cannot make {visible(str(link))}: {describe_os_error(error)}") from error
+    return len(results)
