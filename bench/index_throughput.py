@@ -331,12 +331,21 @@ def _describe_machine(device: str) -> str:
     return f"{device}: {cpu_name()}, {os.cpu_count()} cores, torch using {torch.get_num_threads()} threads"
 
 
+CPU_FLAGS_OF_NOTE = ("avx2", "avx512f", "avx512_vnni", "avx512_bf16", "amx_bf16", "amx_int8", "amx_tile")
+
+
 def cpu_name() -> str:
+    """The CPU model and the vector-instruction flags that decide how fast a model runs on it: figures from
+    machines with other flags are not comparable."""
+    model, flags = platform.processor() or platform.machine(), set()
     with contextlib.suppress(OSError):
         for line in Path("/proc/cpuinfo").read_text().splitlines():
             if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    return platform.processor() or platform.machine()
+                model = line.split(":", 1)[1].strip()
+            elif line.startswith("flags"):
+                flags = set(line.split(":", 1)[1].split())
+    present = [flag for flag in CPU_FLAGS_OF_NOTE if flag in flags]
+    return f"{model} [{' '.join(present) or 'no AVX2/AVX-512/AMX'}]"
 
 
 def _git_revision() -> str:

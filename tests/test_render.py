@@ -11,7 +11,8 @@ import re
 import pytest
 from conftest import run_cli
 
-from clipsearch.output.formats import NEWLINE_WARNING, OutputFormat, RenderOptions, choose_format, render_results
+from clipsearch.output.formats import OutputFormat, RenderOptions, choose_format, render_results
+from clipsearch.output.tabular import NEWLINE_WARNING
 from clipsearch.search.results import SearchResult
 
 AWKWARD_PATHS = [
@@ -56,6 +57,7 @@ def expected_record(r: SearchResult) -> dict[str, object]:
         "width": r.width,
         "height": r.height,
         "taken_at": r.taken_at,
+        "camera": r.camera,
     }
 
 
@@ -106,7 +108,7 @@ def test_csv_round_trips_through_csv_reader() -> None:
     assert [float(row["score"]) for row in rows] == [round(r.score, 4) for r in results]
     assert rows[0]["width"] == "4032" and rows[1]["width"] == ""
     assert rows[0]["taken_at"] == "2019-07-14T12:30:05"
-    assert list(rows[0]) == ["rank", "score", "path", "width", "height", "taken_at"]
+    assert list(rows[0]) == ["rank", "score", "path", "width", "height", "taken_at", "camera"]
 
 
 def test_csv_keeps_non_utf8_bytes() -> None:
@@ -127,13 +129,13 @@ def test_tsv_is_one_line_per_result_and_unescapes_exactly() -> None:
     lines = data.decode("utf-8", errors="surrogateescape").split("\n")
     assert lines[-1] == ""  # ends with a newline
     header, *rows = lines[:-1]
-    assert header.split("\t") == ["rank", "score", "path", "width", "height", "taken_at"]
+    assert header.split("\t") == ["rank", "score", "path", "width", "height", "taken_at", "camera"]
     assert len(rows) == len(results)
     fields = [[tsv_unescape(f) for f in row.split("\t")] for row in rows]
-    assert all(len(f) == 6 for f in fields)
+    assert all(len(f) == 7 for f in fields)
     assert [f[2] for f in fields] == AWKWARD_PATHS
-    assert fields[0][3:] == ["4032", "3024", "2019-07-14T12:30:05"]
-    assert fields[1][3:] == ["", "", ""]
+    assert fields[0][3:] == ["4032", "3024", "2019-07-14T12:30:05", ""]
+    assert fields[1][3:] == ["", "", "", ""]
 
 
 def test_paths_are_byte_exact_lines() -> None:
@@ -160,7 +162,8 @@ def test_null_separates_with_nul_bytes_exactly() -> None:
 @pytest.mark.parametrize(
     ("fmt", "expected"),
     [("json", b"[]\n"), ("jsonl", b""), ("paths", b""), ("null", b""), ("table", b""),
-     ("csv", b"rank,score,path,width,height,taken_at\n"), ("tsv", b"rank\tscore\tpath\twidth\theight\ttaken_at\n")],
+     ("csv", b"rank,score,path,width,height,taken_at,camera\n"),
+     ("tsv", b"rank\tscore\tpath\twidth\theight\ttaken_at\tcamera\n")],
 )
 def test_empty_results(fmt: str, expected: bytes) -> None:
     assert render([], fmt) == (expected, [])

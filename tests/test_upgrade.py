@@ -62,6 +62,14 @@ def test_a_0_1_database_answers_queries_and_indexes_after_a_migration_in_place(
     indexed = run_cli("index", root, "--db", old_db)
     assert indexed.exit_code == 0, indexed.stderr
     assert "removed 0" in indexed.stderr and "skipped 0" in indexed.stderr
+    # 0.1 read no cameras: the next index reads them from the headers, and embeds nothing again for that.
+    assert "read the dates and cameras of" in indexed.stderr
+    with sqlite3.connect(old_db / "catalog.db") as connection:
+        assert connection.execute("SELECT count(*) FROM files WHERE facts < 1").fetchone()[0] == 0
+        cameras = {row[0] for row in connection.execute("SELECT camera_model FROM files")}
+    assert {"NIKON D750", "Canon EOS 80D", "iPhone 12"} <= cameras
+    nikon = run_cli("query", "a shape", "--camera", "nikon", "--db", old_db, "-f", "json", "-n", "60")
+    assert nikon.exit_code == 0 and all("/2019/summer/" in r["path"] for r in json.loads(nikon.stdout))
     assert json.loads(run_cli("status", "--json", "--db", old_db).stdout)["images"] == 60
     after = vectors(old_db)
     # Files whose content the test library reproduces byte for byte keep 0.1's vectors exactly.

@@ -5,13 +5,14 @@ options    options several commands share
 indexing   index, forget
 searching  query, similar
 admin      status, serve
+insight    classify, tag, tags, duplicates
 progress   index's progress display
 
 Core modules are imported inside the commands, and torch only where a model is loaded,
 so `--help`, `status` and shell completion stay fast.
 """
 
-from clipsearch.cli import admin, indexing, searching  # noqa: F401 (each registers its commands)
+from clipsearch.cli import admin, indexing, insight, searching  # noqa: F401 (each registers its commands)
 from clipsearch.cli.app import app
 
 

@@ -37,7 +37,7 @@ def fail(message: str) -> None:
 
 
 # The order --help lists the commands in: the everyday ones first.
-COMMAND_ORDER = ("index", "query", "similar", "status", "forget", "serve")
+COMMAND_ORDER = ("index", "query", "similar", "classify", "tag", "tags", "duplicates", "status", "forget", "serve")
 
 
 class _Boundary(TyperGroup):

@@ -22,6 +22,7 @@ from clipsearch.config import (
 from clipsearch.errors import UsageError
 from clipsearch.models.device import Device, Precision
 from clipsearch.output.formats import OutputFormat
+from clipsearch.search.request import SortKey
 
 
 def finite(value: float | None) -> float | None:
@@ -74,6 +75,28 @@ FormatOption = Annotated[OutputFormat | None, typer.Option(
     "--format", "-f", help="Output format (null: NUL-terminated paths, as -0). Default: table on a terminal, "
                            "paths in a pipe.")]
 NullOption = Annotated[bool, typer.Option("--null", "-0", help="NUL-separated paths, for `xargs -0`.")]
+AfterOption = Annotated[str | None, typer.Option(
+    "--after", metavar="DATE", help="Only photos taken on or after DATE: 2023, 2023-06 or 2023-06-14.")]
+BeforeOption = Annotated[str | None, typer.Option(
+    "--before", metavar="DATE", help="Only photos taken before DATE (the first day of a year or month given).")]
+UndatedOption = Annotated[bool, typer.Option(
+    "--undated", help="With --after/--before: also photos whose capture time is unknown.")]
+CameraOption = Annotated[str | None, typer.Option(
+    "--camera", metavar="TEXT", help="Only photos whose EXIF camera make or model contains TEXT (any case).")]
+TagOption = Annotated[list[str] | None, typer.Option(
+    "--tag", metavar="TAG", help="Only photos with this tag (see `clipsearch tag`); repeatable: all must hold.")]
+NoTagOption = Annotated[list[str] | None, typer.Option(
+    "--no-tag", metavar="TAG", help="Leave out photos with this tag; repeatable.")]
+SortOption = Annotated[SortKey, typer.Option(
+    "--sort", help="The order of the results, once the best are found: by score, capture date or path.")]
+AndOption = Annotated[list[str] | None, typer.Option(
+    "--and", metavar="TEXT[:W]", help="Also this, added to the query (weight W, default 1); repeatable.")]
+NotOption = Annotated[list[str] | None, typer.Option(
+    "--not", metavar="TEXT[:W]", help="Away from this, subtracted from the query (weight W, default 0.5); "
+                                      "repeatable.")]
+LikeOption = Annotated[list[str] | None, typer.Option(
+    "--like", metavar="IMAGE[:W]", help="Also like this image, added to the query (weight W, default 1); "
+                                        "repeatable.")]
 LinkToOption = Annotated[Path | None, typer.Option(
     "--link-to", metavar="DIR", file_okay=False,
     help="Also make DIR a folder of symbolic links to the results, named by rank (01-IMG_0042.jpg).")]

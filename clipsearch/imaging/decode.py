@@ -30,14 +30,20 @@ MAX_METADATA_CHUNK = 32 << 20
 _EXIF_IFD = 0x8769
 _DATETIME_ORIGINAL = 0x9003
 _DATETIME = 0x0132
+_MAKE = 0x010F
+_MODEL = 0x0110
+_ORIENTATION = 0x0112
+_QUARTER_TURNS = frozenset({5, 6, 7, 8})  # EXIF orientations that swap width and height
 _DRAFT_FORMATS = frozenset({"JPEG", "MPO"})
 
 
 @dataclass(frozen=True)
 class ImageInfo:
-    width: int
+    width: int  # upright, at full size
     height: int
     taken_at: str | None
+    camera_make: str | None = None
+    camera_model: str | None = None
 
 
 @dataclass(frozen=True)
@@ -160,24 +166,49 @@ def _decode(data: bytes, target_size: int | None, max_megapixels: float) -> Deco
         # The decoder scales by 1/2, 1/4 or 1/8 while keeping both sides >= the request: much faster, less memory.
         image.draft("RGB", (target_size, target_size))
     image.load()  # animated GIF/WebP: the first frame, which open() leaves selected
-    taken_at = _capture_time(image)
+    taken_at, make, model = _exif_facts(image)
     # Upright before anything else: a conversion below may make a new image without the EXIF to turn it by.
     before = image.size
     with contextlib.suppress(Exception):  # broken EXIF is common, and never fails the image
         ImageOps.exif_transpose(image, in_place=True)
     if image.size != before:  # turned by a quarter: the full-size dimensions swap too
         width, height = height, width
-    return DecodedImage(image=to_rgb(image), info=ImageInfo(width=width, height=height, taken_at=taken_at))
+    return DecodedImage(image=to_rgb(image), info=ImageInfo(width, height, taken_at, make, model))
 
 
-def _capture_time(image: Image.Image) -> str | None:
-    """When the photo was taken, from EXIF; broken EXIF is common and never fails the image."""
+def read_facts(data: bytes) -> ImageInfo:
+    """Dimensions (upright), capture time and camera from the header alone, without decoding the pixels."""
+    _setup_pillow()
+    try:
+        image = Image.open(io.BytesIO(data))
+        width, height = image.size
+        taken_at, make, model = _exif_facts(image)
+        if image.getexif().get(_ORIENTATION) in _QUARTER_TURNS:
+            width, height = height, width
+    except Exception as exc:
+        raise TruncatedImageError(_corrupt_reason(exc)) from None
+    return ImageInfo(width, height, taken_at, make, model)
+
+
+def _exif_facts(image: Image.Image) -> tuple[str | None, str | None, str | None]:
+    """Capture time, camera make and model from EXIF; broken EXIF is common and never fails the image."""
     try:
         exif = image.getexif()
         taken = _parse_exif_datetime(exif.get_ifd(_EXIF_IFD).get(_DATETIME_ORIGINAL))
-        return taken if taken is not None else _parse_exif_datetime(exif.get(_DATETIME))
+        if taken is None:
+            taken = _parse_exif_datetime(exif.get(_DATETIME))
+        return taken, _exif_text(exif.get(_MAKE)), _exif_text(exif.get(_MODEL))
     except Exception:
+        return None, None, None
+
+
+def _exif_text(value: object) -> str | None:
+    if isinstance(value, bytes):
+        value = value.decode("utf-8", "replace")
+    if not isinstance(value, str):
         return None
+    text = " ".join(value.replace("\x00", " ").split())
+    return text[:100] or None
 
 
 def _parse_exif_datetime(value: object) -> str | None:

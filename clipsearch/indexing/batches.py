@@ -14,6 +14,8 @@ import numpy as np
 
 from clipsearch.indexing.prepare import Prepared
 from clipsearch.indexing.progress import IndexStats, Reporter
+from clipsearch.indexing.tags import tag_new_files
+from clipsearch.models.zero_shot import Tagger
 from clipsearch.store.catalog import Catalog
 from clipsearch.store.crawl_memory import Failure
 from clipsearch.store.rows import Move, NewFile
@@ -35,13 +37,14 @@ class Batch:
 
 class BatchWriter:
     def __init__(self, catalog: Catalog, stats: IndexStats, reporter: Reporter, *, staging: bool,
-                 known_ids: dict[str, int]) -> None:
+                 known_ids: dict[str, int], tagger: Tagger | None = None) -> None:
         self.catalog = catalog
         self.stats = stats
         self.reporter = reporter
         self.staging = staging  # a model switch: write to `staged`
         self.known_ids = known_ids  # path -> row id of the files catalogued under the roots being crawled
         self.moved_ids: set[int] = set()
+        self.tagger = tagger  # the database's vocabulary: new files are tagged as they are committed
 
     def route(self, item: Prepared, batch: Batch) -> None:
         file = item.found
@@ -77,7 +80,7 @@ class BatchWriter:
         record, vector = source
         file = item.found
         batch.files.append(NewFile(file.path, file.size, file.mtime_ns, item.hash, record.width, record.height,
-                                   record.taken_at, vector))
+                                   record.taken_at, vector, record.camera_make, record.camera_model))
 
     def commit(self, batch: Batch, embed: Callable[[np.ndarray], np.ndarray]) -> None:
         """Embed what waits for the model, then write the batch in one transaction."""
@@ -95,6 +98,8 @@ class BatchWriter:
                 self.catalog.add_files(batch.files, seq)
                 self.catalog.move_files(batch.moves)
                 self.catalog.touch_files(batch.touches)
+                if self.tagger is not None:
+                    tag_new_files(self.catalog, self.tagger, batch.files)
             self.catalog.record_failures(batch.failures)
             self.catalog.clear_in_flight(batch.done)
         self.stats.indexed += len(batch.files)
@@ -102,4 +107,5 @@ class BatchWriter:
 
 def _new_file(item: Prepared, vector: np.ndarray) -> NewFile:
     file = item.found
-    return NewFile(file.path, file.size, file.mtime_ns, item.hash, item.width, item.height, item.taken_at, vector)
+    return NewFile(file.path, file.size, file.mtime_ns, item.hash, item.width, item.height, item.taken_at, vector,
+                   item.camera_make, item.camera_model)

@@ -24,11 +24,13 @@ from clipsearch.errors import ModelError, UsageError
 from clipsearch.indexing import journal, switch
 from clipsearch.indexing.batches import Batch, BatchWriter
 from clipsearch.indexing.crawl import CrawlResult, crawl_roots
+from clipsearch.indexing.facts import refresh_facts
 from clipsearch.indexing.plan import Plan, make_plan
 from clipsearch.indexing.prepare import HashLookup, Prepared, Task, make_preparer, match, ordered
 from clipsearch.indexing.progress import IndexOptions, IndexStats, Reporter
 from clipsearch.indexing.quarantine import decode_in_quarantine
 from clipsearch.indexing.roots import RootPlan, plan_roots
+from clipsearch.indexing.tags import stored_tagger
 from clipsearch.models.backend import Encoder, load_encoder
 from clipsearch.models.device import DEFAULT_BATCH_SIZE
 from clipsearch.models.identity import MODEL_SETTING, ModelIdentity, resolve_model
@@ -154,8 +156,10 @@ class Indexer:
         # --reindex means embed again: reusing a vector by content would defeat it.
         lookup = HashLookup(self.data_dir.catalog, plan.vanished, enabled=not self.options.reindex,
                             table="staged" if self.switch.active else "files")
+        assert self.identity is not None
+        tagger = None if self.switch.active else stored_tagger(catalog, self.identity)
         writer = BatchWriter(catalog, self.stats, self.reporter, staging=self.switch.active,
-                             known_ids={path: row.id for path, row in plan.known.items()})
+                             known_ids={path: row.id for path, row in plan.known.items()}, tagger=tagger)
         prepare = make_preparer(self._preprocessing, lookup)
         sorted_out = journal.sort_out(catalog, plan.tasks)
         executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="decode")
@@ -220,11 +224,22 @@ class Indexer:
                                   for root in run.roots})
             catalog.set_setting("last_indexed", now_iso())
         self.stats.removed += len(gone)
+        if not self.switch.active:  # a switch's swap brings every file's facts
+            self._refresh_facts(run)
         if self.switch.active:
             assert self.identity is not None
             self.stats.removed += switch.complete(catalog, self.data_dir, self.identity)
             self.stats.switched_to = self.identity.describe()
             run.index = VectorIndex.open(self.data_dir, catalog, self.identity.dim)[0]
+
+    def _refresh_facts(self, run: _Run) -> None:
+        """Read the dates and cameras of the files an earlier version indexed without them (headers only)."""
+        seen = {file.path for file in run.found.files}
+        stale = [(path, file_id) for path, file_id in run.catalog.stale_facts(list(run.found.roots)).items()
+                 if path in seen]
+        if stale:
+            count = refresh_facts(run.catalog, stale, self.options.workers or os.cpu_count() or 2)
+            self.reporter.message(f"read the dates and cameras of {count} photos indexed by an earlier version")
 
     def _wind_up(self, run: _Run) -> None:
         """Whatever way the run ended, it did not crash: nothing in flight is a suspect. Save the index."""

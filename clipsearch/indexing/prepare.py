@@ -48,6 +48,8 @@ class Prepared:
     width: int | None = None
     height: int | None = None
     taken_at: str | None = None
+    camera_make: str | None = None
+    camera_model: str | None = None
     reuse: Reuse | None = None  # a row with the same content: its vector is reused
     error: str | None = None
     error_kind: str = "bad"  # see clipsearch.store.crawl_memory.Failure
@@ -126,7 +128,8 @@ def make_preparer(preprocessing: Callable[[], Preprocessing], lookup: HashLookup
             decoded = decode_image(data, target_size=settings.image_size, max_megapixels=task.max_megapixels)
             pixels = prepare_pixels(decoded.image, settings.image_size, settings.resize_mode, settings.interpolation)
             info = decoded.info
-            return Prepared(task.found, digest, pixels, info.width, info.height, info.taken_at)
+            return Prepared(task.found, digest, pixels, info.width, info.height, info.taken_at, info.camera_make,
+                            info.camera_model)
         except ImageTooLargeError as error:
             return Prepared(task.found, error=str(error), error_kind=limit_kind(error))
         except ImageError as error:

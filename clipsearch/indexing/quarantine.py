@@ -35,7 +35,8 @@ def _decode_files(connection: Connection, tasks: list[Task], settings: Preproces
                                    max_megapixels=task.max_megapixels)
             pixels = prepare_pixels(decoded.image, settings.image_size, settings.resize_mode, settings.interpolation)
             info = decoded.info
-            connection.send(("done", number, pixels, info.width, info.height, info.taken_at))
+            connection.send(("done", number, pixels, info.width, info.height, info.taken_at, info.camera_make,
+                             info.camera_model))
         except ImageTooLargeError as error:
             connection.send(("failed", number, str(error), limit_kind(error)))
         except ImageError as error:

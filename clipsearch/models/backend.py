@@ -28,6 +28,7 @@ class Encoder(Protocol):
     device: str  # the torch device it runs on
     precision: str  # what it computes in now: fp32, fp16 or int8
     software: str  # the library and version that runs it, e.g. "open_clip 3.3.0"
+    logit_scale: float  # what the model multiplies cosines by before a softmax (zero-shot probabilities)
 
     @property
     def default_batch_size(self) -> int: ...

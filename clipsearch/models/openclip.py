@@ -44,6 +44,7 @@ class OpenClipEncoder:
         if reparameterize:
             reparameterize_for_inference(model)
         self.preprocessing = _preprocessing(open_clip, model)
+        self.logit_scale = float(model.logit_scale.exp().item()) if hasattr(model, "logit_scale") else 100.0
         self._dtype = torch.float16 if self.device == "cuda" else torch.float32
         self.precision = "fp16" if self.device == "cuda" else "fp32"
         shape = (1, 3, 1, 1)

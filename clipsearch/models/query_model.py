@@ -112,6 +112,7 @@ class QueryModel:
         self._image = manifest.get("image")
         self._tokenizer = ClipTokenizer(folder / VOCABULARY, self._text["context_length"])
         self.preprocessing = Preprocessing(**manifest["preprocessing"]) if self._image else None
+        self.logit_scale = float(manifest.get("logit_scale", 100.0))
 
     @classmethod
     def open(cls, folder: Path, identity: ModelIdentity) -> QueryModel | None:
@@ -128,21 +129,33 @@ class QueryModel:
     def embeds_images(self) -> bool:
         return self._image is not None
 
-    def embed_texts(self, texts: list[str]) -> np.ndarray:
+    def embed_texts(self, texts: list[str], batch: int = 32) -> np.ndarray:
+        """Texts -> L2-normalised float32 N x dim. Texts of similar length run together: a causal text tower's
+        pooled token sees nothing after itself, so padding a shorter text to its batch's length changes nothing."""
+        spec = self._text
+        tokenized = [np.array(self._tokenizer(text)) for text in texts]
+        pools = [{"argmax": int(t.argmax()), "first": 0, "last": len(t) - 1}[spec["pool"]] for t in tokenized]
+        order = sorted(range(len(texts)), key=lambda i: pools[i]) if spec["causal"] else list(range(len(texts)))
+        features = np.empty((len(texts), 0), np.float32)
+        for start in range(0, len(order), batch if spec["causal"] else 1):
+            chosen = order[start:start + (batch if spec["causal"] else 1)]
+            embedded = self._embed_token_batch([tokenized[i] for i in chosen], [pools[i] for i in chosen])
+            if features.shape[1] == 0:
+                features = np.empty((len(texts), embedded.shape[1]), np.float32)
+            features[chosen] = embedded
+        return _normalised(features)
+
+    def _embed_token_batch(self, tokens: list[np.ndarray], pools: list[int]) -> np.ndarray:
         spec, w = self._text, self._weights
-        features = []
-        for text in texts:
-            tokens = np.array(self._tokenizer(text))
-            pool_at = {"argmax": int(tokens.argmax()), "first": 0, "last": len(tokens) - 1}[spec["pool"]]
-            if spec["causal"]:
-                tokens = tokens[:pool_at + 1]  # nothing after the pooled token can reach it through a causal mask
-            length = len(tokens)
-            x = w.raw("text.token_embedding")[tokens].astype(np.float32) + w("text.positional_embedding")[:length]
-            mask = np.triu(np.full((length, length), -np.inf, np.float32), 1) if spec["causal"] else None
-            x = _transformer(x[None], w, "text.blocks", spec, mask)[0]
-            pooled = _layer_norm(x[pool_at], w("text.ln_final.weight"), w("text.ln_final.bias"), spec["eps"])
-            features.append(self._project(pooled, "text"))
-        return _normalised(np.stack(features))
+        # Causal: nothing after the pooled token can reach it, so the batch stops at its longest pooled position.
+        length = max(pools) + 1 if spec["causal"] else len(tokens[0])
+        ids = np.stack([t[:length] for t in tokens])
+        x = w.raw("text.token_embedding")[ids].astype(np.float32) + w("text.positional_embedding")[:length]
+        mask = np.triu(np.full((length, length), -np.inf, np.float32), 1) if spec["causal"] else None
+        x = _transformer(x, w, "text.blocks", spec, mask)
+        pooled = x[np.arange(len(tokens)), pools]
+        pooled = _layer_norm(pooled, w("text.ln_final.weight"), w("text.ln_final.bias"), spec["eps"])
+        return self._project(pooled, "text")
 
     def embed_pixels(self, pixels: np.ndarray) -> np.ndarray:
         """uint8 N x H x W x 3 at the model's size -> L2-normalised float32 N x dim."""

@@ -154,7 +154,8 @@ def export_query_model(model: Any, tokenizer: Any, preprocessing: Preprocessing,
     tensors: dict[str, Any] = {}
     try:
         manifest: dict[str, Any] = {"version": FORMAT_VERSION, "identity": identity.to_dict(),
-                                    "text": _text_tower(model, tokenizer, tensors)}
+                                    "text": _text_tower(model, tokenizer, tensors),
+                                    "logit_scale": float(model.logit_scale.exp().item())}
     except (Unsupported, AttributeError) as error:
         return ExportReport(False, False, f"text tower: {error}")
     reason = None

@@ -9,21 +9,22 @@ Each format is one writer in WRITERS; a new one (an HTML page, a contact sheet) 
 
 from __future__ import annotations
 
-import csv
-import io
-import json
-import os
 import typing
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from enum import Enum
 
-from clipsearch.output.records import columns, record, text_fields
+from clipsearch.output.records import columns, record
 from clipsearch.output.table import render_table
+from clipsearch.output.tabular import (
+    is_terminal,
+    write_csv,
+    write_json,
+    write_jsonl,
+    write_paths,
+    write_tsv,
+)
 from clipsearch.search.results import SearchResult
-
-NEWLINE_WARNING = "a path contains a newline; use -0 or --format json to read it unambiguously"
-_TSV_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
 
 
 class OutputFormat(str, Enum):
@@ -63,64 +64,39 @@ def render_results(results: Sequence[SearchResult], fmt: OutputFormat, out: typi
 
 
 def _paths(results: Sequence[SearchResult], out: typing.BinaryIO, options: RenderOptions) -> list[str]:
-    out.write(b"".join(os.fsencode(r.path) + b"\n" for r in results))
-    return [NEWLINE_WARNING] if any("\n" in r.path for r in results) else []
+    return write_paths([r.path for r in results], out)
 
 
 def _null(results: Sequence[SearchResult], out: typing.BinaryIO, options: RenderOptions) -> list[str]:
-    out.write(b"".join(os.fsencode(r.path) + b"\0" for r in results))
-    return []
+    return write_paths([r.path for r in results], out, b"\0")
 
 
 def _json(results: Sequence[SearchResult], out: typing.BinaryIO, options: RenderOptions) -> list[str]:
-    records = [record(r, options.show_query) for r in results]
-    # ensure_ascii turns surrogate escapes into \udcXX, which keeps the output valid UTF-8.
-    out.write((json.dumps(records, indent=2) + "\n").encode("ascii"))
+    write_json([record(r, options.show_query) for r in results], out)
     return []
 
 
 def _jsonl(results: Sequence[SearchResult], out: typing.BinaryIO, options: RenderOptions) -> list[str]:
-    out.write(b"".join((json.dumps(record(r, options.show_query)) + "\n").encode("ascii") for r in results))
+    write_jsonl((record(r, options.show_query) for r in results), out)
     return []
 
 
 def _csv(results: Sequence[SearchResult], out: typing.BinaryIO, options: RenderOptions) -> list[str]:
-    """RFC 4180 quoting (fields with commas, quotes or newlines are quoted), rows ended by "\\n"."""
-    buffer = io.StringIO(newline="")
-    writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerow(columns(options.show_query))
-    writer.writerows(list(text_fields(r, options.show_query)) for r in results)
-    out.write(buffer.getvalue().encode("utf-8", errors="surrogateescape"))
+    write_csv([record(r, options.show_query) for r in results], columns(options.show_query), out)
     return []
 
 
 def _tsv(results: Sequence[SearchResult], out: typing.BinaryIO, options: RenderOptions) -> list[str]:
-    """A header line, then one line per result with fields separated by tabs.
-
-    No quoting: inside a field a backslash is written as \\\\, a tab as \\t, a newline
-    as \\n and a carriage return as \\r, so every record is exactly one line and
-    `cut -f3` gives the path (unescape those four sequences to get it back exactly).
-    Empty fields mean "unknown".
-    """
-    lines = ["\t".join(columns(options.show_query))]
-    lines += ["\t".join(f.translate(_TSV_ESCAPES) for f in text_fields(r, options.show_query)) for r in results]
-    out.write(("\n".join(lines) + "\n").encode("utf-8", errors="surrogateescape"))
+    write_tsv([record(r, options.show_query) for r in results], columns(options.show_query), out)
     return []
 
 
 def _table(results: Sequence[SearchResult], out: typing.BinaryIO, options: RenderOptions) -> list[str]:
     if results:
-        text = render_table(results, options.show_query, options.console_width, _is_terminal(out), options.cwd,
+        text = render_table(results, options.show_query, options.console_width, is_terminal(out), options.cwd,
                             options.home)
         out.write(text.encode("utf-8", errors="backslashreplace"))
     return []
-
-
-def _is_terminal(out: typing.BinaryIO) -> bool:
-    try:
-        return out.isatty()
-    except (AttributeError, ValueError, OSError):
-        return False
 
 
 WRITERS: dict[OutputFormat, Writer] = {

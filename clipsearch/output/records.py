@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 from clipsearch.search.results import SearchResult
 
-COLUMNS = ("rank", "score", "path", "width", "height", "taken_at")
+COLUMNS = ("rank", "score", "path", "width", "height", "taken_at", "camera")
 
 
 def columns(show_query: bool) -> tuple[str, ...]:
@@ -21,16 +19,8 @@ def record(result: SearchResult, show_query: bool) -> dict[str, object]:
         "width": result.width,
         "height": result.height,
         "taken_at": result.taken_at,
+        "camera": result.camera,
     }
     if show_query:
         fields["query"] = result.query
     return fields
-
-
-def text_fields(result: SearchResult, show_query: bool) -> Iterator[str]:
-    """The record's fields as text, in column order; unknown values are empty."""
-    fields = record(result, show_query)
-    fields["score"] = f"{result.score:.4f}"
-    for column in columns(show_query):
-        value = fields[column]
-        yield "" if value is None else str(value)

@@ -6,7 +6,7 @@ import json
 import os
 import socket
 import time
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
 
@@ -62,9 +62,11 @@ def ask(data_dir: DataDir, kind: QueryKind, queries: list[str], options: QueryOp
         shown = dict(zip(sent, queries))
     else:
         sent, shown = queries, {}
-    within = tuple(os.path.abspath(folder) for folder in options.within)
-    request = {"version": PROTOCOL_VERSION, "kind": kind.value, "queries": sent,
-               "options": asdict(QueryOptions(options.limit, options.min_score, within, options.include_self))}
+    # Paths the server can open: folders and --like images as absolute paths.
+    terms = tuple(replace(t, value=os.path.abspath(t.value)) if t.kind is QueryKind.image else t
+                  for t in options.terms)
+    sent_options = replace(options, within=tuple(os.path.abspath(folder) for folder in options.within), terms=terms)
+    request = {"version": PROTOCOL_VERSION, "kind": kind.value, "queries": sent, "options": asdict(sent_options)}
     answer = _exchange(socket_path(data_dir), request)
     if answer is None or answer.get("version") != PROTOCOL_VERSION:
         return None

@@ -65,6 +65,12 @@ class QueryEmbedder:
                 return self.query_model
         return self._query_model
 
+    @property
+    def logit_scale(self) -> float:
+        """The model's logit scale, from the query model when there is one (no torch), else the model."""
+        query_model = self.query_model
+        return query_model.logit_scale if query_model is not None else self.encoder.logit_scale
+
     def texts(self, texts: list[str]) -> np.ndarray:
         if any(not text.strip() for text in texts):
             raise UsageError("the query is empty: describe what you are looking for")
@@ -95,6 +101,16 @@ class QueryEmbedder:
             raise UsageError(f"{visible(path)}: {error}") from error
         pixels = prepare_pixels(decoded.image, settings.image_size, settings.resize_mode, settings.interpolation)
         return runner.embed_pixels(pixels[None])[0]
+
+    def pictures(self, images: list) -> np.ndarray:
+        """Embed decoded pictures (PIL images), through the query model's image tower when it has one."""
+        query_model = self.query_model
+        runner = query_model if query_model is not None and query_model.embeds_images else self.encoder
+        settings = runner.preprocessing
+        assert settings is not None
+        pixels = np.stack([prepare_pixels(image, settings.image_size, settings.resize_mode, settings.interpolation)
+                           for image in images])
+        return runner.embed_pixels(pixels)
 
     def release(self) -> None:
         """Give the models' memory back (they load again if asked)."""

@@ -14,6 +14,16 @@ class SearchResult:
     height: int | None
     taken_at: str | None  # ISO 8601 capture time from EXIF, when known
     query: str | None = None  # the text or image path that produced it
+    camera: str | None = None  # from EXIF, when known
+
+
+def camera_name(make: str | None, model: str | None) -> str | None:
+    """'Canon EOS 5D' rather than 'Canon Canon EOS 5D': the model alone when it already names the maker."""
+    if not model:
+        return make or None
+    if make and make.split()[0].lower() not in model.lower():
+        return f"{make} {model}"
+    return model
 
 
 @dataclass(frozen=True)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-from collections.abc import Iterator
 
 import numpy as np
 
@@ -13,17 +12,16 @@ from clipsearch.errors import ClipsearchError, UsageError
 from clipsearch.files import content_hash
 from clipsearch.models.device import Device, Precision
 from clipsearch.models.identity import resolve_model
+from clipsearch.search.candidates import Candidates, candidates_for, nearest
 from clipsearch.search.embedding import QueryEmbedder, read_query_file
-from clipsearch.search.request import QueryKind, QueryOptions
-from clipsearch.search.results import SearchAnswer, SearchResult
+from clipsearch.search.request import QueryKind, QueryOptions, SortKey, Term
+from clipsearch.search.results import SearchAnswer, SearchResult, camera_name
 from clipsearch.store.catalog import Catalog
-from clipsearch.store.hnsw import Hit, VectorIndex
+from clipsearch.store.hnsw import VectorIndex
 from clipsearch.store.lock import writer_lock
+from clipsearch.store.rows import FileRecord
 from clipsearch.text import visible
 
-# Below this many candidates, a filter is answered by exact search over their vectors: faster than steering
-# HNSW through a sparse filter, and never short of results.
-EXACT_SEARCH_LIMIT = 50_000
 MAX_CANDIDATES = 10_000  # asked for at most, when many of the best results' files have gone
 
 
@@ -64,22 +62,38 @@ class Searcher:
             index.persist(self.catalog, self._data_dir)
 
     def search(self, kind: QueryKind, queries: list[str], options: QueryOptions) -> SearchAnswer:
-        return self.texts(queries, options) if kind is QueryKind.text else self.images(queries, options)
-
-    def texts(self, queries: list[str], options: QueryOptions) -> SearchAnswer:
+        """Each query's best results; --and, --not and --like terms are blended into every query."""
         if not queries:
             return SearchAnswer([])
-        folders = self._folders(options)
-        vectors = self.embedder.texts(queries)
-        return _joined([self._search(vector, options, folders, query) for query, vector in zip(queries, vectors)])
+        candidates = candidates_for(self.catalog, options)
+        blend = self._blend(options.terms)
+        if kind is QueryKind.text:
+            wanted = [(query, vector, None) for query, vector in zip(queries, self.embedder.texts(queries))]
+        else:
+            wanted = [(path, *self.image_vector(path, options.include_self)) for path in queries]
+        return _joined([self._search(_blended(vector, blend), options, candidates, query, exclude)
+                        for query, vector, exclude in wanted])
+
+    def texts(self, queries: list[str], options: QueryOptions) -> SearchAnswer:
+        return self.search(QueryKind.text, queries, options)
 
     def images(self, paths: list[str], options: QueryOptions) -> SearchAnswer:
-        folders = self._folders(options)
-        wanted = [(path, *self._image_vector(path, options)) for path in paths]
-        return _joined([self._search(vector, options, folders, path, exclude=exclude)
-                        for path, vector, exclude in wanted])
+        return self.search(QueryKind.image, paths, options)
 
-    def _image_vector(self, path: str, options: QueryOptions) -> tuple[np.ndarray, int | None]:
+    def _blend(self, terms: tuple[Term, ...]) -> np.ndarray | None:
+        """The weighted sum of the normalised term vectors, to add to each query's own (normalised) vector."""
+        if not terms:
+            return None
+        texts = [t for t in terms if t.kind is QueryKind.text]
+        vectors = list(self.embedder.texts([t.value for t in texts])) if texts else []
+        weights = [t.weight for t in texts]
+        for term in terms:
+            if term.kind is QueryKind.image:
+                vectors.append(self.image_vector(term.value, include_self=True)[0])
+                weights.append(term.weight)
+        return np.sum([w * v for w, v in zip(weights, vectors)], axis=0)
+
+    def image_vector(self, path: str, include_self: bool) -> tuple[np.ndarray, int | None]:
         """An image query's vector, and the row to leave out of its results (itself, when indexed)."""
         if not path:
             raise UsageError("an empty path is not an image: name a file")
@@ -89,71 +103,57 @@ class Searcher:
         stored = self.catalog.find(resolved)
         if stored is not None:
             record, vector = stored
-            return vector, None if options.include_self else record.id
+            return vector, None if include_self else record.id
         data = read_query_file(resolved)
         copy = self.catalog.vector_by_hash(content_hash(data))  # a byte-identical copy of an indexed photo
         if copy is not None:
             return copy, None
         return self.embedder.image_file(resolved, data), None
 
-    def _folders(self, options: QueryOptions) -> list[str]:
-        """The --in folders, resolved; each must exist and hold something indexed."""
-        folders = []
-        for folder in options.within:
-            resolved = os.path.realpath(folder)
-            if not os.path.exists(resolved):
-                raise UsageError(f"--in {visible(folder)}: no such folder")
-            if not os.path.isdir(resolved):
-                raise UsageError(f"--in {visible(folder)}: not a folder (--in narrows the search to a folder)")
-            if not self.catalog.count_under(resolved):
-                raise UsageError(f"--in {visible(folder)}: nothing under it is indexed (`clipsearch status` lists "
-                                 "the indexed folders)")
-            folders.append(resolved)
-        return folders
-
-    def _ranked(self, vector: np.ndarray, folders: list[str], k: int) -> list[Hit]:
-        """The k nearest files, among those under `folders` if any."""
-        if not folders:
-            return self.index.search(vector, k)
-        if sum(self.catalog.count_under(f) for f in folders) <= EXACT_SEARCH_LIMIT:
-            return _exact((chunk for f in folders for chunk in self.catalog.vectors_under(f)), vector, k)
-        allowed = {int(i) for f in folders for i in self.catalog.ids_under(f)}
-        return self.index.search(vector, k, allowed=allowed)
-
-    def _search(self, vector: np.ndarray, options: QueryOptions, folders: list[str], query: str,
+    def _search(self, vector: np.ndarray, options: QueryOptions, candidates: Candidates, query: str,
                 exclude: int | None = None) -> SearchAnswer:
         """The best `limit` results whose files still exist; those that do not are counted, and more are asked
         for in their place."""
         k = options.limit + (exclude is not None)
         while True:
-            hits = [h for h in self._ranked(vector, folders, k) if h.id != exclude]
+            hits = [h for h in nearest(self.catalog, lambda: self.index, vector, candidates, k) if h.id != exclude]
             if options.min_score is not None:
                 hits = [h for h in hits if h.score >= options.min_score]
             records = self.catalog.records([h.id for h in hits])
             # A record may be gone too: removed by a concurrent `index` since the index was read.
-            found = [(h, records[h.id]) for h in hits if h.id in records]
-            present = [(h, r) for h, r in found if os.path.exists(r.path)]
+            found = [(h.score, records[h.id]) for h in hits if h.id in records]
+            present = [(score, r) for score, r in found if os.path.exists(r.path)]
             exhausted = len(hits) < k - (exclude is not None)
             if len(present) >= options.limit or exhausted or k >= MAX_CANDIDATES:
                 break
             k = min(MAX_CANDIDATES, 2 * k + (len(found) - len(present)))
-        missing = len(found) - len(present)
-        results = [SearchResult(rank, hit.score, record.path, record.width, record.height, record.taken_at, query)
-                   for rank, (hit, record) in enumerate(present[:options.limit], start=1)]
-        return SearchAnswer(results, missing)
+        chosen = _sorted(present[:options.limit], options.sort)
+        results = [_result(rank, score, record, query) for rank, (score, record) in enumerate(chosen, start=1)]
+        return SearchAnswer(results, len(found) - len(present))
+
+
+def _blended(vector: np.ndarray, blend: np.ndarray | None) -> np.ndarray:
+    if blend is None:
+        return vector
+    combined = vector + blend
+    norm = float(np.linalg.norm(combined))
+    if norm < 1e-6:
+        raise UsageError("the terms cancel each other out: there is nothing left to search for")
+    return (combined / norm).astype(np.float32)
+
+
+def _sorted(chosen: list[tuple[float, FileRecord]], key: SortKey) -> list[tuple[float, FileRecord]]:
+    if key is SortKey.date:  # undated last, in score order
+        return sorted(chosen, key=lambda item: (item[1].taken_at is None, item[1].taken_at or ""))
+    if key is SortKey.path:
+        return sorted(chosen, key=lambda item: os.fsencode(item[1].path))
+    return chosen
+
+
+def _result(rank: int, score: float, record: FileRecord, query: str) -> SearchResult:
+    return SearchResult(rank, score, record.path, record.width, record.height, record.taken_at, query,
+                        camera_name(record.camera_make, record.camera_model))
 
 
 def _joined(answers: list[SearchAnswer]) -> SearchAnswer:
     return SearchAnswer([r for a in answers for r in a.results], sum(a.missing for a in answers))
-
-
-def _exact(chunks: Iterator[tuple[np.ndarray, np.ndarray]], vector: np.ndarray, k: int) -> list[Hit]:
-    best_ids, best_scores = np.empty(0, np.int64), np.empty(0, np.float32)
-    for ids, vectors in chunks:
-        best_ids = np.concatenate([best_ids, ids])
-        best_scores = np.concatenate([best_scores, vectors @ vector])
-        if len(best_scores) > k:
-            keep = np.argpartition(-best_scores, k)[:k]
-            best_ids, best_scores = best_ids[keep], best_scores[keep]
-    order = np.argsort(-best_scores, kind="stable")
-    return [Hit(int(best_ids[i]), float(best_scores[i])) for i in order]

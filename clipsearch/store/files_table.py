@@ -27,9 +27,10 @@ from clipsearch.store.rows import (
     now_iso,
     under,
 )
+from clipsearch.store.schema import FACTS_VERSION
 from clipsearch.store.sqlite_guard import guarded
 
-_RECORD_COLUMNS = "id, path, width, height, taken_at"
+_RECORD_COLUMNS = "id, path, width, height, taken_at, camera_make, camera_model"
 
 
 class FilesTable:
@@ -68,7 +69,7 @@ class FilesTable:
                                  (encode_path(path),)).fetchone()
         if row is None:
             return None
-        return FileRecord(row[0], decode_path(row[1]), *row[2:5]), _vector(row[5], self.path)
+        return FileRecord(row[0], decode_path(row[1]), *row[2:7]), _vector(row[7], self.path)
 
     @guarded
     def reusable(self, file_id: int) -> tuple[FileRecord, np.ndarray] | None:
@@ -76,7 +77,27 @@ class FilesTable:
         row = self._conn.execute(f"SELECT {_RECORD_COLUMNS}, vector FROM files WHERE id = ?", (file_id,)).fetchone()
         if row is None:
             return None
-        return FileRecord(row[0], decode_path(row[1]), *row[2:5]), _vector(row[5], self.path)
+        return FileRecord(row[0], decode_path(row[1]), *row[2:7]), _vector(row[7], self.path)
+
+    @guarded
+    def duplicate_facts(self, folders: Sequence[str] = ()) -> list[tuple]:
+        """(id, path, size, width, height, taken_at, camera_make, camera_model, hash) of every file, or of those
+        under any of `folders`: what telling duplicates apart needs."""
+        where, parameters = "1", []
+        if folders:
+            where = " OR ".join([UNDER] * len(folders))
+            parameters = [bound for folder in folders for bound in under(folder)]
+        rows = self._conn.execute("SELECT id, path, size, width, height, taken_at, camera_make, camera_model, hash "
+                                  f"FROM files WHERE {where} ORDER BY id", parameters)
+        return [(row[0], decode_path(row[1]), *row[2:]) for row in rows]
+
+    @guarded
+    def ids_of(self, paths: Sequence[str]) -> dict[str, int]:
+        found: dict[str, int] = {}
+        for part, marks in chunked([encode_path(p) for p in paths]):
+            rows = self._conn.execute(f"SELECT path, id FROM files WHERE path IN ({marks})", part)
+            found.update((decode_path(path), file_id) for path, file_id in rows)
+        return found
 
     @guarded
     def vector_by_hash(self, digest: str) -> np.ndarray | None:
@@ -87,6 +108,37 @@ class FilesTable:
     @guarded
     def ids_under(self, folder: str) -> np.ndarray:
         rows = self._conn.execute(f"SELECT id FROM files WHERE {UNDER}", under(folder))
+        return np.fromiter((r[0] for r in rows), dtype=np.int64)
+
+    @guarded
+    def filtered_ids(self, folders: Sequence[str] = (), *, after: str | None = None, before: str | None = None,
+                     undated: bool = False, camera: str | None = None, tags: Sequence[str] = (),
+                     no_tags: Sequence[str] = ()) -> np.ndarray:
+        """The ids of the files that pass every filter given (under any of `folders`; captured from `after` and
+        before `before`, or undated if `undated`; a camera make or model containing `camera`; every tag in `tags`
+        and none in `no_tags`)."""
+        clauses: list[str] = []
+        parameters: list[object] = []
+        if folders:
+            clauses.append("(" + " OR ".join([UNDER] * len(folders)) + ")")
+            parameters += [bound for folder in folders for bound in under(folder)]
+        dated = [clause for clause, value in (("taken_at >= ?", after), ("taken_at < ?", before)) if value]
+        if dated:
+            joined = " AND ".join(dated)
+            clauses.append(f"(taken_at IS NULL OR ({joined}))" if undated else f"({joined})")
+            parameters += [value for value in (after, before) if value]
+        if camera:
+            clauses.append("(instr(lower(coalesce(camera_make, '')), ?) "
+                           "OR instr(lower(coalesce(camera_model, '')), ?))")
+            parameters += [camera.lower()] * 2
+        for tag in tags:
+            clauses.append("id IN (SELECT file_id FROM tags WHERE label = ?)")
+            parameters.append(tag)
+        for tag in no_tags:
+            clauses.append("id NOT IN (SELECT file_id FROM tags WHERE label = ?)")
+            parameters.append(tag)
+        where = " AND ".join(clauses) or "1"
+        rows = self._conn.execute(f"SELECT id FROM files WHERE {where}", parameters)
         return np.fromiter((r[0] for r in rows), dtype=np.int64)
 
     @guarded
@@ -122,14 +174,15 @@ class FilesTable:
     def add_files(self, files: Sequence[NewFile], seq: int) -> None:
         stamp = now_iso()
         self._conn.executemany(
-            "INSERT INTO files (path, size, mtime_ns, hash, width, height, taken_at, indexed_at, seq, vector) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT(path) DO UPDATE SET size = excluded.size, "
-            "mtime_ns = excluded.mtime_ns, hash = excluded.hash, width = excluded.width, height = excluded.height, "
-            "taken_at = excluded.taken_at, indexed_at = excluded.indexed_at, seq = excluded.seq, "
-            "vector = excluded.vector",
+            "INSERT INTO files (path, size, mtime_ns, hash, width, height, taken_at, camera_make, camera_model, "
+            "facts, indexed_at, seq, vector) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT(path) DO "
+            "UPDATE SET size = excluded.size, mtime_ns = excluded.mtime_ns, hash = excluded.hash, "
+            "width = excluded.width, height = excluded.height, taken_at = excluded.taken_at, "
+            "camera_make = excluded.camera_make, camera_model = excluded.camera_model, facts = excluded.facts, "
+            "indexed_at = excluded.indexed_at, seq = excluded.seq, vector = excluded.vector",
             [
-                (encode_path(f.path), f.size, f.mtime_ns, f.hash, f.width, f.height, f.taken_at, stamp, seq,
-                 np.ascontiguousarray(f.vector, dtype=np.float32).tobytes())
+                (encode_path(f.path), f.size, f.mtime_ns, f.hash, f.width, f.height, f.taken_at, f.camera_make,
+                 f.camera_model, FACTS_VERSION, stamp, seq, np.ascontiguousarray(f.vector, dtype=np.float32).tobytes())
                 for f in files
             ],
         )
@@ -150,8 +203,27 @@ class FilesTable:
                                [(size, mtime, file_id) for file_id, size, mtime in updates])
 
     @guarded
+    def stale_facts(self, roots: Sequence[str]) -> dict[str, int]:
+        """path -> id of the files under `roots` whose facts were read before cameras were (older databases)."""
+        found: dict[str, int] = {}
+        for root in roots:
+            rows = self._conn.execute(f"SELECT path, id FROM files WHERE facts < ? AND {AT_OR_UNDER}",
+                                      (FACTS_VERSION, *at_or_under(root)))
+            found.update((decode_path(path), file_id) for path, file_id in rows)
+        return found
+
+    @guarded
+    def update_facts(self, facts: Sequence[tuple[int, int | None, int | None, str | None, str | None, str | None]],
+                     ) -> None:
+        """(id, width, height, taken_at, camera_make, camera_model): facts read again; the vector stays."""
+        self._conn.executemany(
+            "UPDATE files SET width = ?, height = ?, taken_at = ?, camera_make = ?, camera_model = ?, facts = ? "
+            "WHERE id = ?", [(*rest, FACTS_VERSION, file_id) for file_id, *rest in facts])
+
+    @guarded
     def remove_ids(self, ids: Sequence[int], seq: int) -> None:
         rows = [(int(i),) for i in ids]
+        self._conn.executemany("DELETE FROM tags WHERE file_id = ?", rows)
         self._conn.executemany("DELETE FROM files WHERE id = ?", rows)
         self._conn.executemany("INSERT OR REPLACE INTO removed (id, seq) VALUES (?, ?)", [(i, seq) for (i,) in rows])
 

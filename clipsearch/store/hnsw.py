@@ -167,6 +167,21 @@ class VectorIndex:
             labels, distances = self._fallback_query(query, k, kwargs)
         return [Hit(int(label), float(1.0 - distance)) for label, distance in zip(labels[0], distances[0])]
 
+    def neighbours(self, queries: np.ndarray, k: int, ef: int = 64, threads: int = 0,
+                   ) -> tuple[np.ndarray, np.ndarray]:
+        """(labels, cosines), each N x k, of many queries at once on every core: for library-wide scans
+        (duplicates), where a lower ef is plenty for the very close neighbours they look for."""
+        k = min(k, self._live)
+        if k <= 0 or len(queries) == 0:
+            return np.empty((len(queries), 0), np.int64), np.empty((len(queries), 0), np.float32)
+        self._index.set_ef(max(ef, k))
+        try:
+            labels, distances = self._index.knn_query(np.asarray(queries, dtype=np.float32), k=k,
+                                                      num_threads=threads or -1)
+        finally:
+            self._index.set_ef(HNSW_EF_SEARCH)
+        return labels.astype(np.int64), (1.0 - distances).astype(np.float32)
+
     def _fallback_query(self, query: np.ndarray, k: int, kwargs: dict) -> tuple[np.ndarray, np.ndarray]:
         for smaller in range(k - 1, 0, -1):
             try:

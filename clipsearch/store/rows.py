@@ -29,6 +29,8 @@ class FileRecord:
     width: int | None
     height: int | None
     taken_at: str | None
+    camera_make: str | None = None
+    camera_model: str | None = None
 
 
 @dataclass(frozen=True)
@@ -43,6 +45,8 @@ class NewFile:
     height: int | None
     taken_at: str | None
     vector: np.ndarray
+    camera_make: str | None = None
+    camera_model: str | None = None
 
 
 @dataclass(frozen=True)

@@ -62,8 +62,27 @@ def m003_model_switch_and_files_in_flight(db: sqlite_utils.Database) -> None:
     db["in_flight"].create({"path": bytes, "size": int, "mtime_ns": int, "attempts": int}, pk="path")
 
 
+def m004_cameras_dates_and_tags(db: sqlite_utils.Database) -> None:
+    """The camera (EXIF Make and Model) of each file, and how complete its facts are (`facts`: 0 for rows from
+    before cameras were read, whose EXIF the next `index` reads again, without re-embedding); an index on capture
+    times for date filters; and each file's zero-shot tags."""
+    for table in ("files", "staged"):
+        db[table].add_column("camera_make", str)
+        db[table].add_column("camera_model", str)
+    db["files"].add_column("facts", int, not_null_default=0)
+    db["files"].create_index(["taken_at"])
+    db["tags"].create({"file_id": int, "label": str, "probability": float}, pk=("file_id", "label"),
+                      not_null={"probability"})
+    db["tags"].create_index(["label", "probability"])
+    # The tagging vocabulary's label vectors, for the model they were computed with (settings: tag_vocabulary).
+    db["tag_labels"].create({"position": int, "label": str, "grouping": int, "vector": bytes}, pk="position",
+                            not_null={"label", "grouping", "vector"})
+
+
 # Append only, and never edit one that has shipped: a catalogue that ran it will not run it again.
-MIGRATIONS = (m001_create_tables, m002_root_options_and_failure_kinds, m003_model_switch_and_files_in_flight)
+MIGRATIONS = (m001_create_tables, m002_root_options_and_failure_kinds, m003_model_switch_and_files_in_flight,
+              m004_cameras_dates_and_tags)
+FACTS_VERSION = 1  # files.facts of a row whose facts are all read (dimensions, capture time, camera)
 SCHEMA_VERSION = len(MIGRATIONS)
 
 

@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from clipsearch.store.rows import AT_OR_UNDER, FileRecord, NewFile, at_or_under, decode_path, encode_path, now_iso
+from clipsearch.store.schema import FACTS_VERSION
 from clipsearch.store.sqlite_guard import guarded
 
 
@@ -70,19 +71,19 @@ class Staging:
     @guarded
     def staged_reusable(self, rowid: int) -> tuple[FileRecord, np.ndarray] | None:
         """A staged file's facts and vector, for a copy of it (rowid, as HashLookup finds staged files)."""
-        row = self._conn.execute("SELECT path, width, height, taken_at, vector FROM staged WHERE rowid = ?",
-                                 (rowid,)).fetchone()
+        row = self._conn.execute("SELECT path, width, height, taken_at, camera_make, camera_model, vector FROM staged "
+                                 "WHERE rowid = ?", (rowid,)).fetchone()
         if row is None:
             return None
-        return FileRecord(rowid, decode_path(row[0]), *row[1:4]), np.frombuffer(row[4], dtype=np.float32)
+        return FileRecord(rowid, decode_path(row[0]), *row[1:6]), np.frombuffer(row[6], dtype=np.float32)
 
     @guarded
     def stage_files(self, files: Sequence[NewFile]) -> None:
         self._conn.executemany(
-            "INSERT OR REPLACE INTO staged (path, size, mtime_ns, hash, width, height, taken_at, vector) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-            [(encode_path(f.path), f.size, f.mtime_ns, f.hash, f.width, f.height, f.taken_at,
-              np.ascontiguousarray(f.vector, dtype=np.float32).tobytes()) for f in files],
+            "INSERT OR REPLACE INTO staged (path, size, mtime_ns, hash, width, height, taken_at, camera_make, "
+            "camera_model, vector) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            [(encode_path(f.path), f.size, f.mtime_ns, f.hash, f.width, f.height, f.taken_at, f.camera_make,
+              f.camera_model, np.ascontiguousarray(f.vector, dtype=np.float32).tobytes()) for f in files],
         )
         self._conn.executemany("DELETE FROM failures WHERE path = ?", [(encode_path(f.path),) for f in files])
 
@@ -107,15 +108,18 @@ class Staging:
         removed = [row[0] for row in self._conn.execute(
             "SELECT id FROM files WHERE path NOT IN (SELECT path FROM staged)")]
         self._conn.execute("DELETE FROM files WHERE path NOT IN (SELECT path FROM staged)")
+        self._conn.execute("DELETE FROM tags")  # the new model tags again (clipsearch tag)
         self._conn.executemany("INSERT OR REPLACE INTO removed (id, seq) VALUES (?, ?)", [(i, seq) for i in removed])
         replaced = self._conn.execute(
             "UPDATE files SET size = s.size, mtime_ns = s.mtime_ns, hash = s.hash, width = s.width, "
-            "height = s.height, taken_at = s.taken_at, vector = s.vector, seq = ?, indexed_at = ? "
-            "FROM staged AS s WHERE files.path = s.path", (seq, stamp)).rowcount
+            "height = s.height, taken_at = s.taken_at, camera_make = s.camera_make, camera_model = s.camera_model, "
+            "facts = ?, vector = s.vector, seq = ?, indexed_at = ? FROM staged AS s WHERE files.path = s.path",
+            (FACTS_VERSION, seq, stamp)).rowcount
         added = self._conn.execute(
-            "INSERT INTO files (path, size, mtime_ns, hash, width, height, taken_at, indexed_at, seq, vector) "
-            "SELECT path, size, mtime_ns, hash, width, height, taken_at, ?, ?, vector FROM staged "
-            "WHERE path NOT IN (SELECT path FROM files)", (stamp, seq)).rowcount
+            "INSERT INTO files (path, size, mtime_ns, hash, width, height, taken_at, camera_make, camera_model, "
+            "facts, indexed_at, seq, vector) SELECT path, size, mtime_ns, hash, width, height, taken_at, "
+            "camera_make, camera_model, ?, ?, ?, vector FROM staged WHERE path NOT IN (SELECT path FROM files)",
+            (FACTS_VERSION, stamp, seq)).rowcount
         self._conn.execute("DELETE FROM staged")
         return SwapResult(replaced, added, removed)
 
