@@ -14,8 +14,10 @@ modification times, dimensions and capture times, and a vector each from bench/s
 pipeline would record; and the HNSW index built by clipsearch.store.hnsw.VectorIndex and saved with its
 state, so that `clipsearch query`/`similar` find a trusted, current index and rebuild nothing.
 
-The files do not exist. `clipsearch similar PATH` with one of the fake paths answers from the stored
-vector without touching the file (or loading a model), which is what the verification step runs:
+Each path gets an empty placeholder file (bench/placeholders.py; --no-placeholders leaves them out),
+since `query` and `similar` leave out results whose file is gone. `clipsearch similar PATH` with one of
+the fake paths answers from the stored vector without decoding the file (or loading a model), which is
+what the verification step runs:
 `clipsearch status` (must say the index is current) and `clipsearch similar` under /usr/bin/time -v
 for the peak RSS. Text queries need the model: with a random-weights checkpoint the ranking is
 meaningless, but the time and memory are those of the real thing.
@@ -48,6 +50,7 @@ if (REPO / "clipsearch" / "__init__.py").is_file():
     sys.path.insert(0, str(REPO))  # use this checkout, even where another clipsearch is installed
 sys.path.insert(0, str(BENCH))
 
+from placeholders import make_placeholders  # noqa: E402
 from synthetic_vectors import ClipLikeVectors, Shape  # noqa: E402
 
 from clipsearch.config import DataDir  # noqa: E402
@@ -62,14 +65,15 @@ DEFAULT_ROOT = "/synthetic/Pictures"
 FIRST_DAY = datetime(2008, 1, 1, tzinfo=timezone.utc).timestamp()
 LAST_DAY = datetime(2025, 12, 31, tzinfo=timezone.utc).timestamp()
 
-# (share, folder pattern, name pattern, size range in bytes, (width, height), has EXIF capture time)
+# (share, folder pattern, name pattern, size range in bytes, (width, height), has EXIF capture time, camera)
 KINDS = (
-    (0.80, "{y:04d}/{m:02d}", "IMG_{row:07d}.JPG", (2_900_000, 4_400_000), (4000, 3000), True),
+    (0.80, "{y:04d}/{m:02d}", "IMG_{row:07d}.JPG", (2_900_000, 4_400_000), (4000, 3000), True,
+     ("Canon", "Canon EOS 80D")),
     (0.08, "{y:04d}/phone", "PXL_{y:04d}{m:02d}{d:02d}_{H:02d}{M:02d}{S:02d}_{row:07d}.jpg",
-     (2_000_000, 4_000_000), (3024, 4032), True),
+     (2_000_000, 4_000_000), (3024, 4032), True, ("Google", "Pixel 7")),
     (0.06, "screenshots", "Screenshot {y:04d}-{m:02d}-{d:02d} at {H:02d}.{M:02d}.{S:02d} ({row}).png",
-     (60_000, 1_300_000), (2560, 1600), False),
-    (0.06, "exports/{y:04d}", "export_{row:07d}.webp", (700_000, 1_100_000), (2048, 1536), False),
+     (60_000, 1_300_000), (2560, 1600), False, (None, None)),
+    (0.06, "exports/{y:04d}", "export_{row:07d}.webp", (700_000, 1_100_000), (2048, 1536), False, (None, None)),
 )
 
 
@@ -88,7 +92,7 @@ def fake_files(root: str, start: int, vectors: np.ndarray, seed: int) -> list[Ne
     files = []
     for i in range(count):
         row = start + i
-        _, folder, name, (low, high), (width, height), exif = KINDS[kinds[i]]
+        _, folder, name, (low, high), (width, height), exif, (make, model) = KINDS[kinds[i]]
         moment = datetime.fromtimestamp(float(seconds[i]), timezone.utc)
         fields = {"y": moment.year, "m": moment.month, "d": moment.day, "H": moment.hour, "M": moment.minute,
                   "S": moment.second, "row": row}
@@ -99,7 +103,7 @@ def fake_files(root: str, start: int, vectors: np.ndarray, seed: int) -> list[Ne
             hash=hashlib.blake2b(f"synthetic {seed} {row}".encode(), digest_size=16).hexdigest(),
             width=width, height=height,
             taken_at=moment.replace(tzinfo=None).isoformat(timespec="seconds") if exif else None,
-            vector=vectors[i],
+            vector=vectors[i], camera_make=make, camera_model=model,
         ))
     return files
 
@@ -191,6 +195,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--index-from", type=Path, metavar="DIR",
                         help="adopt the index vector_search.py --work DIR built over the same vectors")
     parser.add_argument("--force", action="store_true", help="replace a database already in DB_DIR")
+    parser.add_argument("--no-placeholders", action="store_true",
+                        help="do not create an empty file at each fake path (searches then find nothing)")
     parser.add_argument("--no-verify", action="store_true", help="skip running `clipsearch status` and `similar`")
     parser.add_argument("--json", type=Path, metavar="PATH", help="also write the figures to this JSON file")
     args = parser.parse_args(argv)
@@ -227,19 +233,25 @@ def main(argv: list[str] | None = None) -> int:
 
         generator = ClipLikeVectors(args.seed, Shape.for_dim(identity.dim))
         mark = time.perf_counter()
-        generate_s = 0.0
+        generate_s = placeholders_s = 0.0
         for start in range(0, args.n, args.batch):
             step = time.perf_counter()
             vectors = generator.rows(start, min(args.batch, args.n - start))
             files = fake_files(root, start, vectors, args.seed)
             generate_s += time.perf_counter() - step
+            if not args.no_placeholders:  # not part of writing the catalogue: timed apart, and left out of it
+                step = time.perf_counter()
+                make_placeholders(file.path for file in files)
+                placeholders_s += time.perf_counter() - step
             with catalog.transaction():
                 catalog.add_files(files, catalog.next_seq())
             done = start + len(files)
-            _log(f"  catalogue: {done:,}/{args.n:,} rows, {done / (time.perf_counter() - mark):,.0f} rows/s")
+            _log(f"  catalogue: {done:,}/{args.n:,} rows, "
+                 f"{done / (time.perf_counter() - mark - placeholders_s):,.0f} rows/s")
         with catalog.transaction():
-            catalog.record_roots([root])
-        figures["catalogue_s"] = time.perf_counter() - mark
+            catalog.record_roots({root: {}})
+        figures["catalogue_s"] = time.perf_counter() - mark - placeholders_s
+        figures["placeholders_s"] = placeholders_s
         figures["catalogue_generate_s"] = generate_s
         figures["catalogue_rows_per_s"] = args.n / figures["catalogue_s"]
         catalog._conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")  # leave one file, as after a finished `index`

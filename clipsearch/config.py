@@ -15,6 +15,7 @@ HNSW_STATE_FILENAME = "vectors.json"
 LOCK_FILENAME = "writer.lock"
 QUERY_MODEL_DIRNAME = "query-model"
 QUERY_MODEL_OUTCOME_FILENAME = "query-model.json"
+THUMBNAILS_DIRNAME = "thumbnails"
 
 # The README's "Models" section says why: rclip's model and weights, so no loss of retrieval quality against it,
 # and fast on a CPU with int8 image MLPs.
@@ -57,6 +58,11 @@ class DataDir:
     def query_model_outcome(self) -> Path:
         """What the last attempt to write the query model gave (written, or why not), for `status` and retries."""
         return self.root / QUERY_MODEL_OUTCOME_FILENAME
+
+    @property
+    def thumbnails(self) -> Path:
+        """The thumbnail cache: small JPEGs for sheets, previews and the web page, made on demand."""
+        return self.root / THUMBNAILS_DIRNAME
 
     @property
     def next_query_model(self) -> Path:

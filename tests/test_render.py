@@ -211,7 +211,7 @@ def test_choose_format() -> None:
     assert choose_format("table", null=False, stdout_is_tty=False) == "table"
     assert choose_format("json", null=True, stdout_is_tty=True) == "null"
     assert choose_format(None, null=True, stdout_is_tty=False) == "null"
-    assert {f.value for f in OutputFormat} == {"table", "json", "jsonl", "csv", "tsv", "paths", "null"}
+    assert {f.value for f in OutputFormat} == {"table", "json", "jsonl", "csv", "tsv", "paths", "null", "html"}
 
 
 def test_unknown_format_is_a_usage_error() -> None:

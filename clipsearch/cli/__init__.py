@@ -5,6 +5,7 @@ options    options several commands share
 indexing   index, forget
 searching  query, similar
 admin      status, serve
+web        web (the local web page)
 insight    classify, tag, tags, duplicates
 progress   index's progress display
 
@@ -12,7 +13,7 @@ Core modules are imported inside the commands, and torch only where a model is l
 so `--help`, `status` and shell completion stay fast.
 """
 
-from clipsearch.cli import admin, indexing, insight, searching  # noqa: F401 (each registers its commands)
+from clipsearch.cli import admin, indexing, insight, searching, web  # noqa: F401 (each registers its commands)
 from clipsearch.cli.app import app
 
 

@@ -11,7 +11,7 @@ import contextlib
 import os
 import sys
 import traceback
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import typer
@@ -37,7 +37,8 @@ def fail(message: str) -> None:
 
 
 # The order --help lists the commands in: the everyday ones first.
-COMMAND_ORDER = ("index", "query", "similar", "classify", "tag", "tags", "duplicates", "status", "forget", "serve")
+COMMAND_ORDER = ("index", "query", "similar", "classify", "tag", "tags", "duplicates", "status", "forget", "serve",
+                 "web")
 
 
 class _Boundary(TyperGroup):
@@ -47,9 +48,10 @@ class _Boundary(TyperGroup):
         known = [name for name in COMMAND_ORDER if name in self.commands]
         return known + [name for name in self.commands if name not in known]
 
-    def main(self, *args: Any, standalone_mode: bool = True, **kwargs: Any) -> Any:
+    def main(self, args: Sequence[str] | None = None, *rest: Any, standalone_mode: bool = True, **kwargs: Any) -> Any:
+        arguments = _optional_values(list(sys.argv[1:] if args is None else args))
         try:
-            code = super().main(*args, standalone_mode=False, **kwargs)
+            code = super().main(arguments, *rest, standalone_mode=False, **kwargs)
         except typer.TyperException as error:  # a usage error: unknown option, bad value, missing argument
             fail(_usage_message(error))
             code = ExitCode.ERROR
@@ -76,6 +78,17 @@ class Command(TyperCommand):
 def command(**settings: Any) -> Any:
     """`@command(epilog=...)`: register a command of the app."""
     return app.command(cls=Command, **settings)
+
+
+# Options whose value may be left out (`--preview` alone means `--preview=auto`), which Typer cannot declare.
+OPTIONAL_VALUES = {"--preview": "auto"}
+
+
+def _optional_values(arguments: list[str]) -> list[str]:
+    if "--" in arguments:
+        end = arguments.index("--")
+        return _optional_values(arguments[:end]) + arguments[end:]
+    return [f"{a}={OPTIONAL_VALUES[a]}" if a in OPTIONAL_VALUES else a for a in arguments]
 
 
 def _usage_message(error: typer.TyperException) -> str:

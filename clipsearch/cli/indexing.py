@@ -59,6 +59,8 @@ def index(
         help="Follow symbolic links (loops are detected); remembered per folder.")] = None,
     reindex: Annotated[bool, typer.Option("--reindex", help="Re-embed everything, e.g. to switch to another "
                                           "model.")] = False,
+    thumbnails: Annotated[bool, typer.Option("--thumbnails", help="Also make the thumbnails of new photos (for "
+                                             "previews, sheets and `web`) while they are decoded anyway.")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print only errors and skipped files.")] = False,
     no_wait: NoWaitOption = False,
     show_traceback: TracebackOption = False,
@@ -80,7 +82,7 @@ def index(
     options = IndexOptions(
         roots=tuple(str(p) for p in paths or ()), changes=changes, model=model, pretrained=pretrained,
         reindex=reindex, device=device, precision=precision, batch_size=batch_size, workers=workers,
-        wait_for_lock=not no_wait,
+        wait_for_lock=not no_wait, thumbnails=thumbnails,
     )
     with index_reporter(quiet) as reporter:
         stats = index_paths(data_dir(db), options, reporter)

@@ -22,6 +22,7 @@ from clipsearch.config import (
 from clipsearch.errors import UsageError
 from clipsearch.models.device import Device, Precision
 from clipsearch.output.formats import OutputFormat
+from clipsearch.output.preview import PreviewMode
 from clipsearch.search.request import SortKey
 
 
@@ -54,13 +55,13 @@ DbOption = Annotated[Path | None, typer.Option(
 TracebackOption = Annotated[bool, typer.Option("--traceback", callback=_remember_traceback, is_eager=True,
                                                help="On error, show the full Python traceback.")]
 ModelOption = Annotated[str | None, typer.Option(
-    "--model", "-m", metavar="NAME|CONFIG.json",
-    help=f"open_clip model name, or the path to a model config JSON. Default: the database's model, "
-         f"else {DEFAULT_MODEL}.")]
+    "--model", "-m", metavar="NAME|CONFIG.json|hf:REPO|hf:DIR",
+    help=f"open_clip model name or model config JSON; or a Hugging Face transformers CLIP-family model, hf:REPO "
+         f"or hf:DIRECTORY. Default: the database's model, else {DEFAULT_MODEL}.")]
 PretrainedOption = Annotated[str | None, typer.Option(
-    "--pretrained", metavar="TAG|PATH",
-    help=f"Weights: an open_clip pretrained tag, or a local checkpoint file. Default: the database's, "
-         f"else {DEFAULT_PRETRAINED}.")]
+    "--pretrained", metavar="TAG|PATH|REVISION",
+    help=f"Weights: an open_clip pretrained tag or a local checkpoint file; for hf:REPO, a revision (branch, tag or "
+         f"commit). Default: the database's, else {DEFAULT_PRETRAINED}.")]
 DeviceOption = Annotated[Device, typer.Option("--device", help="Where to run the model: auto picks cuda, then mps, "
                                                                "then cpu.")]
 PrecisionOption = Annotated[Precision, typer.Option(
@@ -97,6 +98,16 @@ NotOption = Annotated[list[str] | None, typer.Option(
 LikeOption = Annotated[list[str] | None, typer.Option(
     "--like", metavar="IMAGE[:W]", help="Also like this image, added to the query (weight W, default 1); "
                                         "repeatable.")]
+ContactSheetOption = Annotated[Path | None, typer.Option(
+    "--contact-sheet", metavar="FILE", dir_okay=False,
+    help="Also draw the results in one image (.jpg, .png or .webp): FILE, or FILE-1, FILE-2... for several "
+         "queries.")]
+ColumnsOption = Annotated[int, typer.Option("--columns", min=1, max=50, help="Columns of a contact sheet.")]
+CellSizeOption = Annotated[int, typer.Option("--cell-size", min=64, max=2048, metavar="PX",
+                                             help="The side of a contact sheet's cells, in pixels.")]
+PreviewOption = Annotated[PreviewMode | None, typer.Option(
+    "--preview", metavar="[kitty|iterm|sixel|blocks]", show_default=False,
+    help="Show each result's thumbnail in the terminal: the best protocol it speaks, or the one named.")]
 LinkToOption = Annotated[Path | None, typer.Option(
     "--link-to", metavar="DIR", file_okay=False,
     help="Also make DIR a folder of symbolic links to the results, named by rank (01-IMG_0042.jpg).")]

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import sys
 from pathlib import Path
 from typing import Annotated
@@ -16,6 +15,9 @@ from clipsearch.cli.options import (
     AndOption,
     BeforeOption,
     CameraOption,
+    CellSizeOption,
+    ColumnsOption,
+    ContactSheetOption,
     DbOption,
     DeviceOption,
     FormatOption,
@@ -29,6 +31,7 @@ from clipsearch.cli.options import (
     NullOption,
     PrecisionOption,
     PretrainedOption,
+    PreviewOption,
     SortOption,
     TagOption,
     TracebackOption,
@@ -36,11 +39,12 @@ from clipsearch.cli.options import (
     WithinOption,
     data_dir,
 )
+from clipsearch.cli.presenting import Presentation
 from clipsearch.errors import ExitCode, UsageError
 from clipsearch.models.device import Device, Precision
 from clipsearch.output.formats import OutputFormat
+from clipsearch.output.sheet import DEFAULT_CELL, DEFAULT_COLUMNS
 from clipsearch.search.request import Filters, QueryKind, QueryOptions, SortKey, Term, weighted
-from clipsearch.text import plural
 
 
 def _queries(arguments: list[str], what: str) -> list[str]:
@@ -60,40 +64,18 @@ def stdin_lines(what: str) -> list[str]:
     return lines
 
 
-def _cwd() -> str | None:
-    try:
-        return os.getcwd()
-    except OSError:  # the folder it was started in has been removed
-        return None
-
-
 def _search_and_render(kind: QueryKind, queries: list[str], options: QueryOptions, db: Path | None,
-                       output_format: OutputFormat | None, null: bool, link_to: Path | None,
-                       **model_choice) -> None:
+                       how: Presentation, **model_choice) -> None:
     blas_single_threaded()
-    from clipsearch.output.formats import RenderOptions, choose_format, render_results
+    from clipsearch.cli.presenting import present
     from clipsearch.search.router import run_search
 
-    fmt = choose_format(output_format, null, sys.stdout.isatty())
-    answer = run_search(data_dir(db), kind, queries, options, **model_choice)
-    from rich.console import Console
-
-    width = Console().width if sys.stdout.isatty() else None
-    rendering = RenderOptions(width, show_query=len(queries) > 1, cwd=_cwd(), home=os.path.expanduser("~"))
-    warnings = render_results(answer.results, fmt, sys.stdout.buffer, rendering)
-    sys.stdout.flush()
-    if link_to is not None and answer.results:
-        from clipsearch.output.links import link_results
-
-        made = link_results(answer.results, link_to, several_queries=len(queries) > 1)
-        say(f"linked {plural(made, 'result')} in {link_to}")
-    if answer.missing:
-        warnings.append(f"left out {plural(answer.missing, 'result')} whose file no longer exists (`clipsearch "
-                        "index` brings the database up to date)")
-    for warning in warnings:
+    folder = data_dir(db)
+    answer = run_search(folder, kind, queries, options, **model_choice)
+    for warning in present(kind, queries, answer, how, folder):
         say(f"clipsearch: warning: {warning}")
     if not answer.results:
-        if fmt is OutputFormat.table:
+        if sys.stdout.isatty() and how.output_format in (None, OutputFormat.table):
             say("no matches")
         raise typer.Exit(ExitCode.NOTHING_FOUND)
 
@@ -144,6 +126,10 @@ def query(
     output_format: FormatOption = None,
     null: NullOption = False,
     link_to: LinkToOption = None,
+    contact_sheet: ContactSheetOption = None,
+    columns: ColumnsOption = DEFAULT_COLUMNS,
+    cell_size: CellSizeOption = DEFAULT_CELL,
+    preview: PreviewOption = None,
     db: DbOption = None,
     model: ModelOption = None,
     pretrained: PretrainedOption = None,
@@ -155,8 +141,8 @@ def query(
     options = query_options(limit=limit, min_score=min_score, within=within, after=after, before=before,
                             undated=undated, camera=camera, tag=tag, no_tag=no_tag, sort=sort, and_=and_,
                             not_=not_, like=like)
-    _search_and_render(QueryKind.text, queries, options, db, output_format, null, link_to,
-                       model=model, pretrained=pretrained, device=device)
+    how = Presentation(output_format, null, link_to, contact_sheet, columns, cell_size, preview)
+    _search_and_render(QueryKind.text, queries, options, db, how, model=model, pretrained=pretrained, device=device)
 
 
 @command(epilog="Examples:  clipsearch similar ~/Photos/2019/img_0042.jpg  ·  clipsearch similar IMG_0042.jpg "
@@ -181,6 +167,10 @@ def similar(
     output_format: FormatOption = None,
     null: NullOption = False,
     link_to: LinkToOption = None,
+    contact_sheet: ContactSheetOption = None,
+    columns: ColumnsOption = DEFAULT_COLUMNS,
+    cell_size: CellSizeOption = DEFAULT_CELL,
+    preview: PreviewOption = None,
     db: DbOption = None,
     model: ModelOption = None,
     pretrained: PretrainedOption = None,
@@ -193,8 +183,9 @@ def similar(
     options = query_options(limit=limit, min_score=min_score, within=within, include_self=include_self,
                             after=after, before=before, undated=undated, camera=camera, tag=tag, no_tag=no_tag,
                             sort=sort, and_=and_, not_=not_)
-    _search_and_render(QueryKind.image, queries, options, db, output_format, null, link_to,
-                       model=model, pretrained=pretrained, device=device, precision=precision)
+    how = Presentation(output_format, null, link_to, contact_sheet, columns, cell_size, preview)
+    _search_and_render(QueryKind.image, queries, options, db, how, model=model, pretrained=pretrained,
+                       device=device, precision=precision)
 
 
 # People type `search` as often as `query`: the same command under both names.

@@ -160,7 +160,7 @@ class Indexer:
         tagger = None if self.switch.active else stored_tagger(catalog, self.identity)
         writer = BatchWriter(catalog, self.stats, self.reporter, staging=self.switch.active,
                              known_ids={path: row.id for path, row in plan.known.items()}, tagger=tagger)
-        prepare = make_preparer(self._preprocessing, lookup)
+        prepare = make_preparer(self._preprocessing, lookup, self._thumbnail_keeper())
         sorted_out = journal.sort_out(catalog, plan.tasks)
         executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="decode")
         try:
@@ -182,6 +182,14 @@ class Indexer:
             executor.shutdown(wait=True, cancel_futures=True)
             lookup.close()
             run.plan.moved_ids.update(writer.moved_ids)
+
+    def _thumbnail_keeper(self):
+        if not self.options.thumbnails:
+            return None
+        from clipsearch.imaging.thumbnails import ThumbnailCache
+
+        cache = ThumbnailCache(self.data_dir.thumbnails)
+        return lambda found, decoded: cache.keep_decoded(found.path, found.size, found.mtime_ns, decoded)
 
     def _process_suspects(self, suspects: list[Task], lookup: HashLookup, writer: BatchWriter, run: _Run) -> None:
         """Files in flight when a run died: decoded in quarantine, where one that kills its decoder is named."""

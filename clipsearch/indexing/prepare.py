@@ -17,7 +17,7 @@ import numpy as np
 
 from clipsearch.errors import ImageError, ImageTooLargeError
 from clipsearch.files import content_hash
-from clipsearch.imaging.decode import check_image, decode_image, read_file
+from clipsearch.imaging.decode import DecodedImage, check_image, decode_image, read_file
 from clipsearch.imaging.pixels import prepare_pixels
 from clipsearch.indexing.crawl import FoundFile
 from clipsearch.models.preprocessing import Preprocessing
@@ -113,9 +113,11 @@ def match(task: Task, lookup: HashLookup) -> Prepared | tuple[bytes, str]:
     return Prepared(task.found, digest, reuse=reuse) if reuse is not None else (data, digest)
 
 
-def make_preparer(preprocessing: Callable[[], Preprocessing], lookup: HashLookup) -> Callable[[Task], Prepared]:
+def make_preparer(preprocessing: Callable[[], Preprocessing], lookup: HashLookup,
+                  thumbnail: Callable[[FoundFile, DecodedImage], None] | None = None) -> Callable[[Task], Prepared]:
     """The function each worker runs on one file. `preprocessing` is asked only when a file must be decoded,
-    so a run of moves and renames never loads the model, and a file that is not an image is refused first."""
+    so a run of moves and renames never loads the model, and a file that is not an image is refused first.
+    `thumbnail`, when given, is handed each decoded picture (upright, at the reduced decode scale)."""
 
     def prepare(task: Task) -> Prepared:
         matched = match(task, lookup)
@@ -127,6 +129,8 @@ def make_preparer(preprocessing: Callable[[], Preprocessing], lookup: HashLookup
             settings = preprocessing()
             decoded = decode_image(data, target_size=settings.image_size, max_megapixels=task.max_megapixels)
             pixels = prepare_pixels(decoded.image, settings.image_size, settings.resize_mode, settings.interpolation)
+            if thumbnail is not None:
+                thumbnail(task.found, decoded)
             info = decoded.info
             return Prepared(task.found, digest, pixels, info.width, info.height, info.taken_at, info.camera_make,
                             info.camera_model)

@@ -21,6 +21,7 @@ class IndexOptions:
     batch_size: int | None = None
     workers: int | None = None
     wait_for_lock: bool = True
+    thumbnails: bool = False  # make the thumbnails of newly decoded photos while they are in memory
 
 
 @dataclass

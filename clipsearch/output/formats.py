@@ -14,6 +14,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from enum import Enum
 
+from clipsearch.errors import UsageError
 from clipsearch.output.records import columns, record
 from clipsearch.output.table import render_table
 from clipsearch.output.tabular import (
@@ -35,6 +36,7 @@ class OutputFormat(str, Enum):
     tsv = "tsv"
     paths = "paths"
     null = "null"  # NUL-terminated paths: what -0 asks for
+    html = "html"  # a self-contained page with thumbnails (query and similar)
 
 
 @dataclass(frozen=True)
@@ -99,6 +101,11 @@ def _table(results: Sequence[SearchResult], out: typing.BinaryIO, options: Rende
     return []
 
 
+def _html_needs_thumbnails(results: Sequence[SearchResult], out: typing.BinaryIO, options: RenderOptions,
+                           ) -> list[str]:
+    raise UsageError("-f html is for `query` and `similar`, which have the thumbnails it embeds")
+
+
 WRITERS: dict[OutputFormat, Writer] = {
     OutputFormat.table: _table,
     OutputFormat.json: _json,
@@ -107,4 +114,5 @@ WRITERS: dict[OutputFormat, Writer] = {
     OutputFormat.tsv: _tsv,
     OutputFormat.paths: _paths,
     OutputFormat.null: _null,
+    OutputFormat.html: _html_needs_thumbnails,
 }

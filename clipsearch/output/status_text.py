@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from rich.filesize import decimal as human_size
 
-from clipsearch.search.status import DatabaseStatus, IndexState, QueryModelState
+from clipsearch.search.status import DatabaseStatus, IndexState, QueryModelState, ThumbnailState
 from clipsearch.text import plural, visible
 
 LABEL_WIDTH = 14
@@ -16,6 +16,8 @@ def status_lines(report: DatabaseStatus) -> list[str]:
     rows += _root_rows(report)
     rows += [("size on disk", human_size(report.size_bytes)), ("last indexed", report.last_indexed or "never"),
              ("vector index", _index_text(report.index)), ("query model", _query_model_text(report.query_model))]
+    if report.thumbnails is not None:
+        rows.append(("thumbnails", _thumbnail_text(report.thumbnails)))
     rows.append(("server", _server_text(report.server)))
     if report.writer:
         rows.append(("indexing", f"now, by {report.writer}"))
@@ -54,6 +56,13 @@ def _options_text(options: dict) -> str:
     if limit is not None and limit != 200:
         parts.append(f"--max-megapixels {limit:g}")
     return " ".join(parts)
+
+
+def _thumbnail_text(thumbnails: ThumbnailState) -> str:
+    cap = f"cap {human_size(thumbnails.cap_bytes)}, CLIPSEARCH_THUMBNAIL_CACHE_MB"
+    if not thumbnails.entries:
+        return f"none cached ({cap})"
+    return f"{plural(thumbnails.entries, 'photo')}, {human_size(thumbnails.size_bytes)} ({cap})"
 
 
 def _index_text(index: IndexState) -> str:

@@ -77,11 +77,13 @@ def _path_text(path: str) -> Text:
 
 
 def _results_table(results: Sequence[SearchResult], title: str | None, width: int, cwd: str | None,
-                   home: str | None) -> Table:
+                   home: str | None, previews: Sequence[object] | None = None, preview_width: int = 0) -> Table:
     compact = width < COMPACT_WIDTH
     show_pixels = not compact and any(_pixels(r) for r in results)
     show_taken = any(r.taken_at for r in results)
     widths = [max(1, len(str(max(r.rank for r in results)))), 6]  # "#" and "score"
+    if previews is not None:
+        widths.append(preview_width)
     if show_pixels:
         widths.append(max(6, *(len(_pixels(r)) for r in results)))
     if show_taken:
@@ -90,6 +92,8 @@ def _results_table(results: Sequence[SearchResult], title: str | None, width: in
     budget = max(12, width - sum(widths) - 3 * len(widths) - 1)
     table = Table(title=title, title_justify="left", box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False,
                   padding=(0, 1))
+    if previews is not None:
+        table.add_column("", width=preview_width, no_wrap=True)
     table.add_column("#", justify="right", no_wrap=True)
     table.add_column("score", justify="right", no_wrap=True)
     table.add_column("path", overflow="fold")
@@ -97,9 +101,10 @@ def _results_table(results: Sequence[SearchResult], title: str | None, width: in
         table.add_column("pixels", justify="right", no_wrap=True)
     if show_taken:
         table.add_column("taken", no_wrap=True)
-    for r in results:
-        cells = [Text(str(r.rank)), Text(f"{r.score:.4f}"), _path_text(fit_path(visible(shown_path(r.path, cwd, home)),
-                                                                                 budget))]
+    for n, r in enumerate(results):
+        cells: list = [previews[n]] if previews is not None else []
+        cells += [Text(str(r.rank)), Text(f"{r.score:.4f}"),
+                  _path_text(fit_path(visible(shown_path(r.path, cwd, home)), budget))]
         if show_pixels:
             cells.append(Text(_pixels(r)))
         if show_taken:
@@ -108,19 +113,27 @@ def _results_table(results: Sequence[SearchResult], title: str | None, width: in
     return table
 
 
+def results_renderable(results: Sequence[SearchResult], show_query: bool, width: int, cwd: str | None = None,
+                       home: str | None = None, previews: Sequence[object] | None = None,
+                       preview_width: int = 0) -> Table | Group:
+    """The results as a Rich renderable: one table, or one titled table per query."""
+    if not show_query:
+        return _results_table(results, None, width, cwd, home, previews, preview_width)
+    parts: list[Table | Text] = []
+    for q in dict.fromkeys(r.query for r in results):
+        if parts:
+            parts.append(Text(""))
+        chosen = [n for n, r in enumerate(results) if r.query == q]
+        parts.append(_results_table([results[n] for n in chosen], visible(q) if q is not None else None, width,
+                                    cwd, home, [previews[n] for n in chosen] if previews is not None else None,
+                                    preview_width))
+    return Group(*parts)
+
+
 def render_table(results: Sequence[SearchResult], show_query: bool, width: int | None, colour: bool,
                  cwd: str | None = None, home: str | None = None) -> str:
     width = width or DEFAULT_TABLE_WIDTH
-    if show_query:
-        parts: list[Table | Text] = []
-        for q in dict.fromkeys(r.query for r in results):
-            if parts:
-                parts.append(Text(""))
-            group = [r for r in results if r.query == q]
-            parts.append(_results_table(group, visible(q) if q is not None else None, width, cwd, home))
-        renderable: Table | Group = Group(*parts)
-    else:
-        renderable = _results_table(results, None, width, cwd, home)
+    renderable = results_renderable(results, show_query, width, cwd, home)
     buffer = io.StringIO()
     # Styles only when the bytes go to a terminal; rich itself still honours NO_COLOR.
     console = Console(file=buffer, width=width, force_terminal=colour, no_color=None if colour else True,

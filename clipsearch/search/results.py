@@ -15,6 +15,7 @@ class SearchResult:
     taken_at: str | None  # ISO 8601 capture time from EXIF, when known
     query: str | None = None  # the text or image path that produced it
     camera: str | None = None  # from EXIF, when known
+    id: int | None = None  # the catalogue row: how `clipsearch web` names a photo
 
 
 def camera_name(make: str | None, model: str | None) -> str | None:

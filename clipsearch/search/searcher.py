@@ -65,12 +65,33 @@ class Searcher:
         """Each query's best results; --and, --not and --like terms are blended into every query."""
         if not queries:
             return SearchAnswer([])
-        candidates = candidates_for(self.catalog, options)
-        blend = self._blend(options.terms)
         if kind is QueryKind.text:
             wanted = [(query, vector, None) for query, vector in zip(queries, self.embedder.texts(queries))]
         else:
             wanted = [(path, *self.image_vector(path, options.include_self)) for path in queries]
+        return self._answer(wanted, options)
+
+    def like_row(self, row_id: int, options: QueryOptions) -> SearchAnswer:
+        """Photos like a catalogued one, named by its id (`clipsearch web`'s "more like this")."""
+        stored = self.catalog.reusable(row_id)
+        if stored is None:
+            raise UsageError(f"no photo has id {row_id} in this database")
+        record, vector = stored
+        return self.like_vector(vector, record.path, options, None if options.include_self else record.id)
+
+    def picture_vector(self, data: bytes, name: str) -> np.ndarray:
+        """The vector of a picture given as bytes (an upload), decoded with the limits `index` uses."""
+        vector = self.catalog.vector_by_hash(content_hash(data))  # a copy of an indexed photo
+        return vector if vector is not None else self.embedder.image_file(name, data)
+
+    def like_vector(self, vector: np.ndarray, label: str, options: QueryOptions,
+                    exclude: int | None = None) -> SearchAnswer:
+        return self._answer([(label, vector, exclude)], options)
+
+    def _answer(self, wanted: list[tuple[str, np.ndarray, int | None]], options: QueryOptions) -> SearchAnswer:
+        """(query, vector, row to leave out) -> each query's results, with the --and/--not/--like terms blended."""
+        candidates = candidates_for(self.catalog, options)
+        blend = self._blend(options.terms)
         return _joined([self._search(_blended(vector, blend), options, candidates, query, exclude)
                         for query, vector, exclude in wanted])
 
@@ -152,7 +173,7 @@ def _sorted(chosen: list[tuple[float, FileRecord]], key: SortKey) -> list[tuple[
 
 def _result(rank: int, score: float, record: FileRecord, query: str) -> SearchResult:
     return SearchResult(rank, score, record.path, record.width, record.height, record.taken_at, query,
-                        camera_name(record.camera_make, record.camera_model))
+                        camera_name(record.camera_make, record.camera_model), record.id)
 
 
 def _joined(answers: list[SearchAnswer]) -> SearchAnswer:

@@ -5,7 +5,7 @@
 
 Each connection is handled in a thread of its own, with a deadline and a size cap on its request,
 so a slow, silent or hostile client costs the others nothing; the searching itself is done one
-request at a time (it takes milliseconds). Any request, however malformed, gets an error answer:
+request at a time (clipsearch.search.resident). Any request, however malformed, gets an error answer:
 nothing a client sends can stop the server.
 """
 
@@ -27,7 +27,6 @@ from typing import Any
 from clipsearch.config import DataDir
 from clipsearch.errors import ClipsearchError, ExitCode, UsageError
 from clipsearch.models.device import Device
-from clipsearch.models.identity import MODEL_SETTING, ModelIdentity
 from clipsearch.search.client import server_info
 from clipsearch.search.protocol import (
     MAX_REQUEST_BYTES,
@@ -40,7 +39,7 @@ from clipsearch.search.protocol import (
     socket_path,
 )
 from clipsearch.search.request import QueryKind, QueryOptions
-from clipsearch.search.searcher import Searcher
+from clipsearch.search.resident import ResidentSearcher
 
 MAX_CONNECTIONS = 16  # beyond this, a new connection is closed at once and its client searches in-process
 _SEND_TIMEOUT_S = 30.0
@@ -61,41 +60,13 @@ class SearchServer:
         self.path = socket_path(data_dir)
         self.started = time.time()
         self.answered = 0
-        self._searcher: Searcher | None = None
-        self._catalog_file: tuple[int, int] | None = None
-        self._search_lock = threading.Lock()
+        self.resident = ResidentSearcher(data_dir, options.device)
         self._connections_lock = threading.Lock()
         self._connections = 0  # being handled now
         self._last_request = time.monotonic()
 
-    def _open(self) -> Searcher:
-        """A Searcher for the database as it is now: reopened when the catalogue file or its model changes."""
-        identity = self._catalog_identity()
-        searcher = self._searcher
-        if searcher is not None and identity == self._catalog_file:
-            stored = searcher.catalog.get_json(MODEL_SETTING)
-            if stored and ModelIdentity.from_dict(stored).same_model(searcher.identity):
-                searcher.index.catch_up(searcher.catalog)
-                return searcher
-        if searcher is not None:
-            searcher.close()
-            self._searcher = None
-        self._searcher = Searcher(self.data_dir, device=self.options.device)
-        self._catalog_file = identity
-        return self._searcher
-
-    def _catalog_identity(self) -> tuple[int, int] | None:
-        try:
-            info = self.data_dir.catalog.stat()
-        except OSError:
-            return None
-        return info.st_dev, info.st_ino
-
     def warm_up(self) -> None:
-        """Load everything a query needs now, so the first user does not wait for it."""
-        searcher = self._open()
-        searcher.index  # noqa: B018 (first, so that the model is kept: see Searcher._make_room_for_the_index)
-        searcher.texts(["a photo"], QueryOptions(limit=1))
+        self.resident.warm_up()
 
     def answer(self, request: dict[str, Any]) -> dict[str, Any]:
         """The answer to one request: results, or an error with the exit code a local search would give."""
@@ -111,8 +82,8 @@ class SearchServer:
             if request["kind"] not in (QueryKind.text.value, QueryKind.image.value) or not isinstance(queries, list) \
                     or not all(isinstance(query, str) for query in queries):
                 raise UsageError(f"the server does not answer {request['kind']!r} requests")
-            with self._search_lock:
-                answer = self._open().search(QueryKind(request["kind"]), queries, options)
+            with self.resident.current() as searcher:
+                answer = searcher.search(QueryKind(request["kind"]), queries, options)
                 self.answered += 1
             return {**base, "results": [asdict(r) for r in answer.results], "missing": answer.missing}
         except ClipsearchError as error:
@@ -138,9 +109,7 @@ class SearchServer:
             with contextlib.suppress(OSError):
                 self.path.unlink()
             workers.shutdown(wait=False, cancel_futures=True)
-            with self._search_lock:
-                if self._searcher is not None:
-                    self._searcher.close()
+            self.resident.close()
 
     def _accept_until_idle(self, listener: socket.socket, workers: ThreadPoolExecutor,
                            on_idle: Callable[[float], None]) -> None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 
 from clipsearch.config import DataDir
+from clipsearch.imaging.thumbnails import ThumbnailCache
 from clipsearch.models.identity import ModelIdentity, recorded_model
 from clipsearch.models.query_model import read_manifest
 from clipsearch.models.query_model_export import read_outcome
@@ -32,6 +33,13 @@ class QueryModelState:
     size_bytes: int | None = None
     reason: str | None = None  # why it is unavailable
     software: str | None = None  # the model library it was tried with
+
+
+@dataclass(frozen=True)
+class ThumbnailState:
+    entries: int
+    size_bytes: int
+    cap_bytes: int  # the total cap (CLIPSEARCH_THUMBNAIL_CACHE_MB): the oldest entries go past it
 
 
 @dataclass(frozen=True)
@@ -66,6 +74,7 @@ class DatabaseStatus:
     private: bool = True  # False when other users can read the folder
     root_options: dict[str, dict] = field(default_factory=dict)
     skipped: list[Failure] | None = None  # with --skipped: every remembered failure
+    thumbnails: ThumbnailState | None = None
 
     def to_dict(self) -> dict:
         data = asdict(self)
@@ -94,10 +103,15 @@ def database_status(data_dir: DataDir, list_skipped: bool = False) -> DatabaseSt
             query_model=_query_model_state(data_dir, identity), server=server_info(data_dir), writer=writer,
             switch=_switch_state(catalog), private=private,
             root_options={root.path: root.options for root in roots},
-            skipped=catalog.failures() if list_skipped else None,
+            skipped=catalog.failures() if list_skipped else None, thumbnails=_thumbnail_state(data_dir),
         )
     finally:
         catalog.close()
+
+
+def _thumbnail_state(data_dir: DataDir) -> ThumbnailState:
+    stats = ThumbnailCache(data_dir.thumbnails).stats()
+    return ThumbnailState(stats.entries, stats.size_bytes, stats.cap_bytes)
 
 
 def _switch_state(catalog: Catalog) -> SwitchState | None:

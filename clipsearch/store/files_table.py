@@ -142,6 +142,13 @@ class FilesTable:
         return np.fromiter((r[0] for r in rows), dtype=np.int64)
 
     @guarded
+    def cameras(self) -> list[tuple[str | None, str | None, int]]:
+        """(make, model, photos) of every camera in the EXIF of the catalogued photos, most photos first."""
+        return self._conn.execute(
+            "SELECT camera_make, camera_model, count(*) FROM files WHERE camera_model IS NOT NULL "
+            "OR camera_make IS NOT NULL GROUP BY camera_make, camera_model ORDER BY 3 DESC").fetchall()
+
+    @guarded
     def count_under(self, folder: str) -> int:
         return self._conn.execute(f"SELECT count(*) FROM files WHERE {UNDER}", under(folder)).fetchone()[0]
 

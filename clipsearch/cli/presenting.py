@@ -1,0 +1,105 @@
+"""What `query` and `similar` show besides their results on stdout: a contact sheet, terminal previews,
+links, a self-contained HTML page, and warnings."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+from clipsearch.cli.app import say
+from clipsearch.config import DataDir
+from clipsearch.output.formats import OutputFormat, RenderOptions, choose_format, render_results
+from clipsearch.output.preview import PreviewMode
+from clipsearch.output.sheet import DEFAULT_CELL, DEFAULT_COLUMNS, SheetOptions
+from clipsearch.search.request import QueryKind
+from clipsearch.search.results import SearchAnswer
+from clipsearch.text import plural
+
+
+@dataclass(frozen=True)
+class Presentation:
+    output_format: OutputFormat | None = None
+    null: bool = False
+    link_to: Path | None = None
+    contact_sheet: Path | None = None
+    columns: int = DEFAULT_COLUMNS
+    cell_size: int = DEFAULT_CELL
+    preview: PreviewMode | None = None
+
+
+def _cwd() -> str | None:
+    try:
+        return os.getcwd()
+    except OSError:  # the folder it was started in has been removed
+        return None
+
+
+def thumbnails_of(data_dir: DataDir):
+    """path -> the JPEG of its thumbnail (cached in the database folder), or None when it cannot be read."""
+    from clipsearch.imaging.thumbnails import ThumbnailCache
+
+    cache = ThumbnailCache(data_dir.thumbnails)
+
+    def thumbnail(path: str) -> bytes | None:
+        try:
+            info = os.stat(path)
+            return cache.thumbnail(path, info.st_size, info.st_mtime_ns)
+        except Exception:  # gone or unreadable since it was indexed: shown without a picture
+            return None
+
+    return thumbnail
+
+
+def present(kind: QueryKind, queries: list[str], answer: SearchAnswer, how: Presentation, data_dir: DataDir,
+            ) -> list[str]:
+    """Write the results to stdout as asked, and the extras beside; returns warnings for stderr."""
+    fmt = choose_format(how.output_format, how.null, sys.stdout.isatty())
+    several = len(queries) > 1
+    cwd, home = _cwd(), os.path.expanduser("~")
+    warnings: list[str] = []
+    thumbnail = thumbnails_of(data_dir)
+    if how.preview is not None and not sys.stdout.isatty():
+        warnings.append("--preview shows pictures in a terminal only: ignored in a pipe or file")
+    if how.preview is not None and sys.stdout.isatty() and fmt is OutputFormat.table:
+        from clipsearch.output.preview import render_previews
+
+        render_previews(answer.results, how.preview, thumbnail, several, cwd, home)
+    elif fmt is OutputFormat.html:
+        from clipsearch.output.html import render_html
+
+        render_html(answer.results, sys.stdout.buffer, thumbnail, title=" · ".join(queries))
+    else:
+        from rich.console import Console
+
+        width = Console().width if sys.stdout.isatty() else None
+        warnings += render_results(answer.results, fmt, sys.stdout.buffer, RenderOptions(width, several, cwd, home))
+    sys.stdout.flush()
+    _extras(kind, queries, answer, how, thumbnail)
+    if answer.missing:
+        warnings.append(f"left out {plural(answer.missing, 'result')} whose file no longer exists (`clipsearch "
+                        "index` brings the database up to date)")
+    return warnings
+
+
+def _extras(kind: QueryKind, queries: list[str], answer: SearchAnswer, how: Presentation, thumbnail) -> None:
+    if how.link_to is not None and answer.results:
+        from clipsearch.output.links import link_results
+
+        made = link_results(answer.results, how.link_to, several_queries=len(queries) > 1)
+        say(f"linked {plural(made, 'result')} in {how.link_to}")
+    if how.contact_sheet is not None:
+        from clipsearch.output.sheet import write_contact_sheets
+
+        def jpeg(path: str) -> bytes:
+            data = thumbnail(path)
+            if data is None:
+                raise FileNotFoundError(path)
+            return data
+
+        with contextlib.suppress(BrokenPipeError):
+            written = write_contact_sheets(answer.results, queries, kind is QueryKind.image, how.contact_sheet, jpeg,
+                                           SheetOptions(how.columns, how.cell_size))
+            say(f"wrote {', '.join(str(p) for p in written)}")

@@ -1,0 +1,121 @@
+"""What the page asks of the database, answered from the resident Searcher (shared with `clipsearch serve`):
+searches, the photo behind a catalogue id, the facets for the filters, and pictures dropped on the page.
+
+Nothing here writes to the catalogue. A dropped picture is held in memory only, as its vector and a
+thumbnail, so that its results have an address (`/?picture=KEY`) that back, reload and links can use.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from collections import OrderedDict
+from dataclasses import dataclass
+
+import numpy as np
+
+from clipsearch.config import DataDir
+from clipsearch.errors import ImageError, UsageError
+from clipsearch.files import content_hash
+from clipsearch.imaging.thumbnails import THUMBNAIL_SIZE, ThumbnailCache, make_thumbnail
+from clipsearch.search.request import QueryOptions
+from clipsearch.search.resident import ResidentSearcher
+from clipsearch.search.results import SearchAnswer, camera_name
+from clipsearch.store.rows import FileRecord
+
+PICTURES_HELD = 32  # dropped pictures kept for back and reload; older ones must be dropped again
+FACETS_TTL_S = 60.0
+
+
+@dataclass(frozen=True)
+class Picture:
+    vector: np.ndarray
+    thumbnail: bytes
+    name: str
+
+
+@dataclass(frozen=True)
+class Facets:
+    roots: list[str]
+    cameras: list[str]
+    tags: list[tuple[str, int]]
+
+
+class Library:
+    def __init__(self, resident: ResidentSearcher, data_dir: DataDir) -> None:
+        self.resident = resident
+        self.thumbnails = ThumbnailCache(data_dir.thumbnails)
+        self._pictures: OrderedDict[str, Picture] = OrderedDict()
+        self._pictures_lock = threading.Lock()
+        self._facets: tuple[int, float, Facets] | None = None
+
+    def search_text(self, text: str, options: QueryOptions) -> SearchAnswer:
+        with self.resident.current() as searcher:
+            return searcher.texts([text], options)
+
+    def search_like_row(self, row_id: int, options: QueryOptions) -> SearchAnswer:
+        with self.resident.current() as searcher:
+            return searcher.like_row(row_id, options)
+
+    def search_like_picture(self, key: str, options: QueryOptions) -> SearchAnswer:
+        picture = self.picture(key)
+        if picture is None:
+            raise UsageError("this server no longer holds that picture (it was restarted, or many were dropped "
+                             "since): drop it again")
+        with self.resident.current() as searcher:
+            return searcher.like_vector(picture.vector, picture.name, options)
+
+    def record(self, row_id: int) -> FileRecord | None:
+        """The catalogued photo with this id, if there is one: the only way the page names a file."""
+        with self.resident.current(catch_up=False) as searcher:
+            return searcher.catalog.records([row_id]).get(row_id)
+
+    def thumbnail(self, row_id: int) -> tuple[bytes, str] | None:
+        """A catalogued photo's thumbnail and its cache key (an ETag), or None when it cannot be read."""
+        record = self.record(row_id)
+        if record is None:
+            return None
+        try:
+            info = os.stat(record.path)
+            key = self.thumbnails.key(record.path, info.st_size, info.st_mtime_ns)
+            return self.thumbnails.thumbnail(record.path, info.st_size, info.st_mtime_ns), key
+        except (OSError, ImageError):
+            return None
+
+    def add_picture(self, data: bytes, name: str) -> str:
+        """Embed a dropped picture and hold it; its key names its results. Raises UsageError for a picture that
+        cannot be used, with the reason."""
+        from clipsearch.imaging.decode import decode_image
+
+        try:
+            preview = make_thumbnail(decode_image(data, target_size=THUMBNAIL_SIZE).image)
+        except ImageError as error:
+            raise UsageError(f"{name}: {error}") from error
+        with self.resident.current(catch_up=False) as searcher:
+            vector = searcher.picture_vector(data, name)
+        key = content_hash(data)[:20]
+        with self._pictures_lock:
+            self._pictures[key] = Picture(vector, preview, name)
+            self._pictures.move_to_end(key)
+            while len(self._pictures) > PICTURES_HELD:
+                self._pictures.popitem(last=False)
+        return key
+
+    def picture(self, key: str) -> Picture | None:
+        with self._pictures_lock:
+            return self._pictures.get(key)
+
+    def facets(self) -> Facets:
+        """The roots, cameras and tags the filters offer, worked out again when files change, and every minute
+        (`clipsearch tag` changes tags, not files)."""
+        with self.resident.current(catch_up=False) as searcher:
+            catalog = searcher.catalog
+            seq = catalog.current_seq()
+            if self._facets is not None and self._facets[0] == seq and time.monotonic() < self._facets[1]:
+                return self._facets[2]
+            cameras = [camera_name(make, model) for make, model, _ in catalog.cameras()]
+            facets = Facets([root.path for root in catalog.roots()], [c for c in dict.fromkeys(cameras) if c],
+                            catalog.tag_counts())
+        self._facets = (seq, time.monotonic() + FACETS_TTL_S, facets)
+        return facets

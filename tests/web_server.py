@@ -1,0 +1,84 @@
+"""Running `clipsearch web` as a user does, in a subprocess, for the web tests."""
+
+from __future__ import annotations
+
+import contextlib
+import http.client
+import re
+import signal
+import subprocess
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+@dataclass(frozen=True)
+class WebServer:
+    url: str  # as printed, with its token where there is one
+    port: int
+    stderr_lines: list[str]
+
+    @property
+    def base(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def request(self, method: str, path: str, *, headers: dict[str, str] | None = None,
+                body: bytes | None = None) -> tuple[int, dict[str, str], bytes]:
+        """One raw HTTP request, with exactly the headers given (and Host, unless given)."""
+        connection = http.client.HTTPConnection("127.0.0.1", self.port, timeout=60)
+        try:
+            connection.putrequest(method, path, skip_host=True, skip_accept_encoding=True)
+            headers = {"Host": f"127.0.0.1:{self.port}", **(headers or {})}
+            if body is not None and "Content-Length" not in headers:
+                headers["Content-Length"] = str(len(body))
+            for name, value in headers.items():
+                connection.putheader(name, value)
+            connection.endheaders(body)
+            response = connection.getresponse()
+            return response.status, {k.lower(): v for k, v in response.getheaders()}, response.read()
+        finally:
+            connection.close()
+
+    def get(self, path: str, **kwargs) -> tuple[int, dict[str, str], bytes]:
+        return self.request("GET", path, **kwargs)
+
+
+@contextlib.contextmanager
+def running_web(db: Path, *extra: str, env: dict[str, str] | None = None) -> Iterator[WebServer]:
+    server = subprocess.Popen([sys.executable, "-m", "clipsearch", "web", "--db", str(db), *extra], cwd=REPO,
+                              stderr=subprocess.PIPE, text=True, env=env)
+    lines: list[str] = []
+    try:
+        assert server.stderr is not None
+        for line in server.stderr:  # "loading ...", then "serving ... at URL" once it answers
+            lines.append(line)
+            found = re.search(r" at (http://\S+) \(Ctrl-C", line)
+            if found:
+                break
+        else:
+            pytest.fail(f"`clipsearch web` exited with {server.wait()} before serving: {''.join(lines)}")
+        url = found.group(1)
+        port = urlsplit(url).port
+        assert port is not None
+        yield WebServer(url, port, lines)
+    finally:
+        if server.poll() is None:
+            server.send_signal(signal.SIGTERM)
+            server.wait(timeout=30)
+
+
+def multipart(fields: dict[str, str], file_name: str, data: bytes, content_type: str = "image/jpeg",
+              ) -> tuple[bytes, str]:
+    """A multipart/form-data body with the picture in a field named `picture`, and its Content-Type."""
+    boundary = "clipsearch-test-boundary-7c1f"
+    parts = [f'--{boundary}\r\nContent-Disposition: form-data; name="{name}"\r\n\r\n{value}\r\n'.encode()
+             for name, value in fields.items()]
+    parts.append(f'--{boundary}\r\nContent-Disposition: form-data; name="picture"; filename="{file_name}"\r\n'
+                 f"Content-Type: {content_type}\r\n\r\n".encode() + data + b"\r\n")
+    return b"".join(parts) + f"--{boundary}--\r\n".encode(), f"multipart/form-data; boundary={boundary}"
