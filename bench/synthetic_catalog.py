@@ -202,10 +202,11 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.n < 2 or args.batch < 1:
         parser.error("need --n >= 2 and --batch >= 1")
-    if (args.model is None) != (args.pretrained is None):
+    hf = (args.model or "").startswith("hf:")  # a transformers model: its folder or repository is all it needs
+    if not hf and (args.model is None) != (args.pretrained is None):
         parser.error("give --model and --pretrained together (or neither, for the test model)")
     model = args.model or str(TEST_CONFIG)
-    pretrained = args.pretrained or str(TEST_WEIGHTS)
+    pretrained = args.pretrained if hf else args.pretrained or str(TEST_WEIGHTS)
     root = args.root.rstrip("/") or "/"
     data_dir = DataDir(args.db.expanduser().absolute())
     if data_dir.catalog.exists():
@@ -215,7 +216,8 @@ def main(argv: list[str] | None = None) -> int:
             leftover.unlink()
         for leftover in data_dir.root.glob("vectors.*"):
             leftover.unlink()
-    _checkpoint(model, pretrained, args.make_checkpoint)
+    if not hf:
+        _checkpoint(model, pretrained, args.make_checkpoint)
 
     figures: dict = {"n": args.n, "db": str(data_dir.root), "seed": args.seed}
     began = time.perf_counter()

@@ -46,6 +46,20 @@ class DataDir:
         return self.root / HNSW_STATE_FILENAME
 
     @property
+    def regions_hnsw(self) -> Path:
+        """The HNSW index of the region vectors (`index --regions`), derived like the files' one."""
+        return self.root / "regions.hnsw"
+
+    @property
+    def regions_hnsw_state(self) -> Path:
+        return self.root / "regions.json"
+
+    @property
+    def openvino(self) -> Path:
+        """The image tower converted to OpenVINO for indexing on a CPU, with its probes (a cache)."""
+        return self.root / "openvino"
+
+    @property
     def lock(self) -> Path:
         return self.root / LOCK_FILENAME
 

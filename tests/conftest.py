@@ -12,6 +12,9 @@ import pytest
 
 # Set before any test module imports open_clip (and with it huggingface_hub, which reads these once, at import).
 os.environ["HF_HUB_OFFLINE"] = "1"
+# torch, as everywhere before OpenVINO: tests compare embeddings at 0.9999 and index hundreds of fresh databases
+# (session fixtures included, hence here). tests/test_openvino.py runs OpenVINO, the default on a CPU, explicitly.
+os.environ["CLIPSEARCH_ENGINE"] = "torch"
 os.environ["HF_HOME"] = tempfile.mkdtemp(prefix="clipsearch-tests-hf-")
 
 MODEL_DIR = Path(__file__).resolve().parent / "model"
@@ -41,6 +44,7 @@ def isolated_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Non
     monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "xdg-data"))
     monkeypatch.setenv("XDG_RUNTIME_DIR", RUNTIME_DIR)
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("CLIPSEARCH_ENGINE", "torch")
 
 
 @pytest.fixture(scope="session")

@@ -7,13 +7,14 @@ searching  query, similar
 admin      status, serve
 web        web (the local web page)
 insight    classify, tag, tags, duplicates
+locating   locate
 progress   index's progress display
 
 Core modules are imported inside the commands, and torch only where a model is loaded,
 so `--help`, `status` and shell completion stay fast.
 """
 
-from clipsearch.cli import admin, indexing, insight, searching, web  # noqa: F401 (each registers its commands)
+from clipsearch.cli import admin, indexing, insight, locating, searching, web  # noqa: F401 (each registers its commands)
 from clipsearch.cli.app import app
 
 

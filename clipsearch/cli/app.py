@@ -11,7 +11,7 @@ import contextlib
 import os
 import sys
 import traceback
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 import typer
@@ -37,8 +37,8 @@ def fail(message: str) -> None:
 
 
 # The order --help lists the commands in: the everyday ones first.
-COMMAND_ORDER = ("index", "query", "similar", "classify", "tag", "tags", "duplicates", "status", "forget", "serve",
-                 "web")
+COMMAND_ORDER = ("index", "query", "similar", "locate", "classify", "tag", "tags", "duplicates", "status", "forget",
+                 "serve", "web")
 
 
 class _Boundary(TyperGroup):
@@ -80,15 +80,32 @@ def command(**settings: Any) -> Any:
     return app.command(cls=Command, **settings)
 
 
-# Options whose value may be left out (`--preview` alone means `--preview=auto`), which Typer cannot declare.
-OPTIONAL_VALUES = {"--preview": "auto"}
+# Options whose value may be left out (`--preview` alone means `--preview=auto`), which Typer cannot declare: the
+# default, and which following words are taken as the option's value rather than as an argument.
+OPTIONAL_VALUES: dict[str, tuple[str, Callable[[str], bool]]] = {
+    "--preview": ("auto", lambda word: word in ("auto", "kitty", "iterm", "sixel", "blocks")),
+    "--ray": ("auto", lambda word: word in ("auto", "local") or (":" in word and not os.path.exists(word))),
+}
 
 
 def _optional_values(arguments: list[str]) -> list[str]:
     if "--" in arguments:
         end = arguments.index("--")
         return _optional_values(arguments[:end]) + arguments[end:]
-    return [f"{a}={OPTIONAL_VALUES[a]}" if a in OPTIONAL_VALUES else a for a in arguments]
+    result: list[str] = []
+    words = iter(enumerate(arguments))
+    for index, word in words:
+        if word not in OPTIONAL_VALUES:
+            result.append(word)
+            continue
+        default, takes = OPTIONAL_VALUES[word]
+        following = arguments[index + 1] if index + 1 < len(arguments) else None
+        if following is not None and takes(following):
+            result.append(f"{word}={following}")
+            next(words)
+        else:
+            result.append(f"{word}={default}")
+    return result
 
 
 def _usage_message(error: typer.TyperException) -> str:

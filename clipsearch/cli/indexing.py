@@ -12,10 +12,14 @@ from clipsearch.cli.app import command, say
 from clipsearch.cli.options import (
     DbOption,
     DeviceOption,
+    EngineOption,
     ModelOption,
     NoWaitOption,
     PrecisionOption,
     PretrainedOption,
+    RayActorsOption,
+    RayOption,
+    RayShipBytesOption,
     TracebackOption,
     data_dir,
     finite,
@@ -24,8 +28,28 @@ from clipsearch.cli.progress import index_reporter
 from clipsearch.config import DEFAULT_MAX_MEGAPIXELS
 from clipsearch.errors import ExitCode, UsageError
 from clipsearch.indexing.progress import IndexStats
-from clipsearch.models.device import Device, Precision
+from clipsearch.models.device import Device, Engine, Precision
 from clipsearch.text import plural
+
+# The crawl options, remembered per folder (clipsearch.indexing.roots).
+MaxMegapixelsOption = Annotated[float | None, typer.Option(
+    "--max-megapixels", min=0.01, callback=finite, show_default=False,
+    help=f"Skip images larger than this (default {DEFAULT_MAX_MEGAPIXELS:g}; remembered per folder).")]
+IncludeHiddenOption = Annotated[bool | None, typer.Option(
+    "--include-hidden/--no-include-hidden", show_default=False,
+    help="Also index hidden files and folders (remembered per folder).")]
+ExcludeOption = Annotated[list[str] | None, typer.Option(
+    "--exclude", metavar="GLOB", help="Skip files and folders matching this glob (name or path; end it with / "
+                                      "for folders only); repeatable; remembered per folder.")]
+FollowSymlinksOption = Annotated[bool | None, typer.Option(
+    "--follow-symlinks/--no-follow-symlinks", show_default=False,
+    help="Follow symbolic links (loops are detected); remembered per folder.")]
+
+
+RegionsOption = Annotated[bool | None, typer.Option(
+    "--regions/--no-regions", show_default=False,
+    help="Also embed a 3 x 3 grid of crops of each photo, so searches find small objects (about 10 times the "
+         "model work; remembered by the database). --no-regions drops them.")]
 
 
 @command(epilog="Examples:  clipsearch index ~/Photos  ·  clipsearch index /mnt/nas/photos --exclude '@eaDir/'  "
@@ -39,28 +63,25 @@ def index(
     pretrained: PretrainedOption = None,
     device: DeviceOption = Device.auto,
     precision: PrecisionOption = Precision.auto,
+    engine: EngineOption = Engine.auto,
     batch_size: Annotated[int | None, typer.Option("--batch-size", min=1, help="Images per model call "
                                                    "(default: 32 on CPU, 64 on MPS, 256 on CUDA).")] = None,
     workers: Annotated[int | None, typer.Option("--workers", min=1, help="Decoding threads (default: one per "
                                                 "CPU core).")] = None,
-    max_megapixels: Annotated[float | None, typer.Option(
-        "--max-megapixels", min=0.01, callback=finite, show_default=False,
-        help=f"Skip images larger than this (default {DEFAULT_MAX_MEGAPIXELS:g}; remembered per folder).")] = None,
-    include_hidden: Annotated[bool | None, typer.Option(
-        "--include-hidden/--no-include-hidden", show_default=False,
-        help="Also index hidden files and folders (remembered per folder).")] = None,
-    exclude: Annotated[list[str] | None, typer.Option(
-        "--exclude", metavar="GLOB", help="Skip files and folders matching this glob (name or path; end it with / "
-                                          "for folders only); repeatable; remembered per folder.")] = None,
+    max_megapixels: MaxMegapixelsOption = None,
+    include_hidden: IncludeHiddenOption = None,
+    exclude: ExcludeOption = None,
     no_exclude: Annotated[bool, typer.Option("--no-exclude", help="Forget the folder's remembered --exclude "
                                              "patterns.")] = False,
-    follow_symlinks: Annotated[bool | None, typer.Option(
-        "--follow-symlinks/--no-follow-symlinks", show_default=False,
-        help="Follow symbolic links (loops are detected); remembered per folder.")] = None,
+    follow_symlinks: FollowSymlinksOption = None,
     reindex: Annotated[bool, typer.Option("--reindex", help="Re-embed everything, e.g. to switch to another "
                                           "model.")] = False,
     thumbnails: Annotated[bool, typer.Option("--thumbnails", help="Also make the thumbnails of new photos (for "
                                              "previews, sheets and `web`) while they are decoded anyway.")] = False,
+    regions: RegionsOption = None,
+    ray: RayOption = None,
+    ray_ship_bytes: RayShipBytesOption = False,
+    ray_actors: RayActorsOption = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print only errors and skipped files.")] = False,
     no_wait: NoWaitOption = False,
     show_traceback: TracebackOption = False,
@@ -72,17 +93,15 @@ def index(
     """
     from clipsearch.indexing.pipeline import index_paths
     from clipsearch.indexing.progress import IndexOptions
-    from clipsearch.indexing.roots import OptionChanges
+    from clipsearch.models.engines import wants_openvino
 
-    if exclude and no_exclude:
-        raise UsageError("--exclude and --no-exclude contradict each other: give one")
-    changes = OptionChanges(include_hidden=include_hidden, follow_symlinks=follow_symlinks,
-                            excludes=() if no_exclude else tuple(exclude) if exclude else None,
-                            max_megapixels=max_megapixels)
+    wants_openvino(engine, device, precision)  # an impossible choice is said before any crawl
+    changes = _crawl_changes(include_hidden, follow_symlinks, exclude, no_exclude, max_megapixels)
     options = IndexOptions(
         roots=tuple(str(p) for p in paths or ()), changes=changes, model=model, pretrained=pretrained,
-        reindex=reindex, device=device, precision=precision, batch_size=batch_size, workers=workers,
-        wait_for_lock=not no_wait, thumbnails=thumbnails,
+        reindex=reindex, device=device, precision=precision, engine=engine, batch_size=batch_size, workers=workers,
+        wait_for_lock=not no_wait, thumbnails=thumbnails, ray=ray_options(ray, ray_ship_bytes, ray_actors),
+        regions=regions,
     )
     with index_reporter(quiet) as reporter:
         stats = index_paths(data_dir(db), options, reporter)
@@ -90,6 +109,27 @@ def index(
         say(line)
     if stats.interrupted:
         raise typer.Exit(ExitCode.INTERRUPTED)
+
+
+def _crawl_changes(include_hidden: bool | None, follow_symlinks: bool | None, exclude: list[str] | None,
+                   no_exclude: bool, max_megapixels: float | None):
+    from clipsearch.indexing.roots import OptionChanges
+
+    if exclude and no_exclude:
+        raise UsageError("--exclude and --no-exclude contradict each other: give one")
+    return OptionChanges(include_hidden=include_hidden, follow_symlinks=follow_symlinks,
+                         excludes=() if no_exclude else tuple(exclude) if exclude else None,
+                         max_megapixels=max_megapixels)
+
+
+def ray_options(address: str | None, ship_bytes: bool, actors: int | None):
+    if address is None:
+        if ship_bytes or actors:
+            raise UsageError("--ray-ship-bytes and --ray-actors go with --ray")
+        return None
+    from clipsearch.indexing.cluster import RayOptions
+
+    return RayOptions(address, ship_bytes, actors)
 
 
 def summary(stats: IndexStats, quiet: bool) -> list[str]:

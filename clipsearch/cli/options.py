@@ -20,7 +20,7 @@ from clipsearch.config import (
     resolve_data_dir,
 )
 from clipsearch.errors import UsageError
-from clipsearch.models.device import Device, Precision
+from clipsearch.models.device import Device, Engine, Precision
 from clipsearch.output.formats import OutputFormat
 from clipsearch.output.preview import PreviewMode
 from clipsearch.search.request import SortKey
@@ -65,8 +65,11 @@ PretrainedOption = Annotated[str | None, typer.Option(
 DeviceOption = Annotated[Device, typer.Option("--device", help="Where to run the model: auto picks cuda, then mps, "
                                                                "then cpu.")]
 PrecisionOption = Annotated[Precision, typer.Option(
-    "--precision", help="auto: fp16 on CUDA; on a CPU, int8 weights for the image tower's transformer MLPs "
-                        "(about 2x faster, embeddings within 0.9998 cosine of fp32).")]
+    "--precision", help="auto: fp16 on CUDA; on a CPU with OpenVINO, bf16 where the CPU has it, else int8 or fp32, "
+                        "each checked against the model; on a CPU with torch, int8 weights for ViT MLPs.")]
+EngineOption = Annotated[Engine, typer.Option(
+    "--engine", envvar="CLIPSEARCH_ENGINE", help="What runs the image tower while indexing: auto takes OpenVINO on a "
+                                                 "CPU when it is installed, else torch.")]
 LimitOption = Annotated[int, typer.Option("--limit", "-n", min=1, help="How many results per query.")]
 MinScoreOption = Annotated[float | None, typer.Option("--min-score", callback=finite,
                                                       help="Drop results below this cosine score.")]
@@ -119,3 +122,16 @@ DEFAULT_LIMIT = DEFAULT_RESULTS
 
 def data_dir(db: Path | None) -> DataDir:
     return resolve_data_dir(db)
+RayOption = Annotated[str | None, typer.Option(
+    "--ray", metavar="[local|auto|ADDRESS]", show_default=False,
+    help="Embed on a Ray cluster (needs the ray extra): local starts Ray on this machine, auto (or --ray alone) "
+         "joins the cluster `ray start` set up, an ADDRESS connects to one. This process crawls and writes.")]
+RayShipBytesOption = Annotated[bool, typer.Option(
+    "--ray-ship-bytes", help="Read the files here and send their bytes to the Ray workers, for nodes that do not "
+                             "mount the library.")]
+RayActorsOption = Annotated[int | None, typer.Option(
+    "--ray-actors", min=1, help="Ray actors, each holding the model (default: one per GPU, else one per two "
+                                "CPUs).")]
+WhereOption = Annotated[bool, typer.Option(
+    "--where", help="Also find where in each result the text fits best (as `clipsearch locate` does): a box in "
+                    "json, jsonl, csv and tsv, and drawn on --contact-sheet.")]

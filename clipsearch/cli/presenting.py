@@ -28,6 +28,7 @@ class Presentation:
     columns: int = DEFAULT_COLUMNS
     cell_size: int = DEFAULT_CELL
     preview: PreviewMode | None = None
+    where: bool = False  # query --where: a box for each result (clipsearch.insight.locate)
 
 
 def _cwd() -> str | None:

@@ -36,6 +36,7 @@ from clipsearch.cli.options import (
     TagOption,
     TracebackOption,
     UndatedOption,
+    WhereOption,
     WithinOption,
     data_dir,
 )
@@ -72,6 +73,10 @@ def _search_and_render(kind: QueryKind, queries: list[str], options: QueryOption
 
     folder = data_dir(db)
     answer = run_search(folder, kind, queries, options, **model_choice)
+    if how.where and answer.results:
+        from clipsearch.insight.locate import with_boxes
+
+        answer = with_boxes(folder, answer, model_choice.get("device", Device.auto))
     for warning in present(kind, queries, answer, how, folder):
         say(f"clipsearch: warning: {warning}")
     if not answer.results:
@@ -130,6 +135,7 @@ def query(
     columns: ColumnsOption = DEFAULT_COLUMNS,
     cell_size: CellSizeOption = DEFAULT_CELL,
     preview: PreviewOption = None,
+    where: WhereOption = False,
     db: DbOption = None,
     model: ModelOption = None,
     pretrained: PretrainedOption = None,
@@ -141,7 +147,7 @@ def query(
     options = query_options(limit=limit, min_score=min_score, within=within, after=after, before=before,
                             undated=undated, camera=camera, tag=tag, no_tag=no_tag, sort=sort, and_=and_,
                             not_=not_, like=like)
-    how = Presentation(output_format, null, link_to, contact_sheet, columns, cell_size, preview)
+    how = Presentation(output_format, null, link_to, contact_sheet, columns, cell_size, preview, where)
     _search_and_render(QueryKind.text, queries, options, db, how, model=model, pretrained=pretrained, device=device)
 
 

@@ -18,7 +18,10 @@ from clipsearch.indexing.tags import tag_new_files
 from clipsearch.models.zero_shot import Tagger
 from clipsearch.store.catalog import Catalog
 from clipsearch.store.crawl_memory import Failure
+from clipsearch.store.regions_table import NewRegion
 from clipsearch.store.rows import Move, NewFile
+
+EMBED_CHUNK = 256  # images per model call when a batch's region crops multiply its pictures
 
 
 @dataclass
@@ -30,6 +33,7 @@ class Batch:
     touches: list[tuple[int, int, int]] = field(default_factory=list)
     failures: list[Failure] = field(default_factory=list)
     done: list[str] = field(default_factory=list)  # every path the batch settles, to clear from in_flight
+    regions: dict[str, list[NewRegion]] = field(default_factory=dict)  # `index --regions`: each new file's
 
     def __len__(self) -> int:
         return len(self.files) + len(self.pending) + len(self.moves) + len(self.touches) + len(self.failures)
@@ -54,6 +58,10 @@ class BatchWriter:
             self.reporter.skipped(file.path, item.error)
             batch.failures.append(Failure(file.path, file.size, file.mtime_ns, item.error, item.error_kind))
             self.stats.skipped += 1
+        elif item.vector is not None:
+            batch.files.append(_new_file(item, item.vector))
+            if item.region_vectors is not None:
+                batch.regions[file.path] = _regions(item.region_boxes, item.region_vectors)
         elif reuse is None:
             batch.pending.append(item)
         elif not self.staging and reuse.row_id == self.known_ids.get(file.path):
@@ -85,8 +93,7 @@ class BatchWriter:
     def commit(self, batch: Batch, embed: Callable[[np.ndarray], np.ndarray]) -> None:
         """Embed what waits for the model, then write the batch in one transaction."""
         if batch.pending:
-            vectors = embed(np.stack([p.pixels for p in batch.pending]))
-            batch.files += [_new_file(p, v) for p, v in zip(batch.pending, vectors)]
+            self._embed_pending(batch, embed)
         if not len(batch) and not batch.done:
             return
         with self.catalog.transaction():
@@ -96,6 +103,7 @@ class BatchWriter:
                 seq = self.catalog.next_seq()
                 self.catalog.remove_ids(batch.replaced, seq)
                 self.catalog.add_files(batch.files, seq)
+                self.catalog.replace_regions(batch.regions, seq)
                 self.catalog.move_files(batch.moves)
                 self.catalog.touch_files(batch.touches)
                 if self.tagger is not None:
@@ -103,6 +111,25 @@ class BatchWriter:
             self.catalog.record_failures(batch.failures)
             self.catalog.clear_in_flight(batch.done)
         self.stats.indexed += len(batch.files)
+
+    @staticmethod
+    def _embed_pending(batch: Batch, embed: Callable[[np.ndarray], np.ndarray]) -> None:
+        """The files' pixels and their region crops through the model, EMBED_CHUNK at a time."""
+        crops = [p.region_pixels for p in batch.pending if p.region_pixels is not None]
+        pixels = np.concatenate([np.stack([p.pixels for p in batch.pending]), *crops])
+        vectors = np.concatenate([embed(pixels[start:start + EMBED_CHUNK])
+                                  for start in range(0, len(pixels), EMBED_CHUNK)])
+        batch.files += [_new_file(p, v) for p, v in zip(batch.pending, vectors)]
+        start = len(batch.pending)
+        for item in batch.pending:
+            if item.region_pixels is not None:
+                count = len(item.region_pixels)
+                batch.regions[item.found.path] = _regions(item.region_boxes, vectors[start:start + count])
+                start += count
+
+
+def _regions(boxes: tuple[tuple[int, int, int, int], ...], vectors: np.ndarray) -> list[NewRegion]:
+    return [NewRegion(*box, vector) for box, vector in zip(boxes, vectors)]
 
 
 def _new_file(item: Prepared, vector: np.ndarray) -> NewFile:

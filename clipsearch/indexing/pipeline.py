@@ -15,33 +15,54 @@ import time
 import uuid
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
 from clipsearch.config import DataDir
 from clipsearch.errors import ModelError, UsageError
+from clipsearch.imaging.decode import decode_image, read_file
+from clipsearch.imaging.pixels import prepare_pixels
 from clipsearch.indexing import journal, switch
 from clipsearch.indexing.batches import Batch, BatchWriter
 from clipsearch.indexing.crawl import CrawlResult, crawl_roots
 from clipsearch.indexing.facts import refresh_facts
 from clipsearch.indexing.plan import Plan, make_plan
-from clipsearch.indexing.prepare import HashLookup, Prepared, Task, make_preparer, match, ordered
+from clipsearch.indexing.prepare import KNOWN_CONTENT, HashLookup, Prepared, Task, make_preparer, match, ordered
 from clipsearch.indexing.progress import IndexOptions, IndexStats, Reporter
 from clipsearch.indexing.quarantine import decode_in_quarantine
+from clipsearch.indexing.regions import DEFAULT_GRID
 from clipsearch.indexing.roots import RootPlan, plan_roots
 from clipsearch.indexing.tags import stored_tagger
-from clipsearch.models.backend import Encoder, load_encoder
+from clipsearch.models.backend import Encoder
 from clipsearch.models.device import DEFAULT_BATCH_SIZE
+from clipsearch.models.engines import load_indexing_encoder
 from clipsearch.models.identity import MODEL_SETTING, ModelIdentity, resolve_model
 from clipsearch.models.preprocessing import Preprocessing
 from clipsearch.models.query_model_export import refresh_query_model
 from clipsearch.store.catalog import Catalog
 from clipsearch.store.hnsw import VectorIndex
 from clipsearch.store.lock import writer_lock
+from clipsearch.store.regions_table import REGIONS_SETTING
 from clipsearch.store.rows import now_iso
 
 INDEX_SAVE_INTERVAL_S = 60.0
+RAY_COMMIT_ROWS = 1024  # results arrive embedded, so a batch is only rows to write: larger transactions are faster
+RAY_COMMIT_INTERVAL_S = 2.0
+PROBE_PHOTOS = 4  # of the run's own, that an OpenVINO conversion is checked on (clipsearch.models.openvino_engine)
+
+
+def _settled_by_lookup(prepared: Prepared, lookup: HashLookup) -> Prepared:
+    """A Ray worker's result checked against the catalogue: content it holds keeps its row's vector (a copy, or
+    a move). Workers skip what they know is catalogued, but a restarted one knows nothing, so all are checked."""
+    if prepared.error is not None or not prepared.hash:
+        return prepared
+    reuse = lookup.find(prepared.hash)
+    if reuse is not None:
+        return replace(prepared, reuse=reuse, vector=None)
+    if prepared.reuse == KNOWN_CONTENT:  # only if that row went while we hold the writer lock: retried next run
+        return replace(prepared, reuse=None, error="its content changed while indexing")
+    return prepared
 
 
 @dataclass
@@ -68,6 +89,7 @@ class Indexer:
         self._encoder_error: Exception | None = None
         self._last_save = time.monotonic()
         self._stop = threading.Event()
+        self._probe_paths: list[str] = []
 
     def run(self) -> IndexStats:
         started = time.monotonic()
@@ -142,12 +164,25 @@ class Indexer:
         for problem in found.problems:
             self.reporter.skipped(problem.path, problem.reason)
         self.stats.skipped += len(found.problems)
-        plan = make_plan(catalog, found, roots, staging=self.switch.active, reindex=options.reindex)
+        plan = make_plan(catalog, found, roots, staging=self.switch.active, reindex=options.reindex,
+                         regions=self._region_grid(catalog))
+        self._probe_paths = [task.found.path for task in plan.tasks[:PROBE_PHOTOS]]
         self.stats.unchanged += plan.unchanged
         self.stats.skipped += plan.remembered_failures
         self.stats.skipped_remembered += plan.remembered_failures
         index = None if self.switch.active else VectorIndex.open(self.data_dir, catalog, self.identity.dim)[0]
         return _Run(catalog, roots, found, plan, index)
+
+    def _region_grid(self, catalog: Catalog) -> int:
+        """The grid of region crops new files get: what --regions/--no-regions says now, else what it said last."""
+        if self.options.regions is not None:
+            with catalog.transaction():
+                if self.options.regions:
+                    catalog.set_json(REGIONS_SETTING, {"grid": DEFAULT_GRID})
+                else:
+                    catalog.set_setting(REGIONS_SETTING, "")
+                    catalog.remove_all_regions(catalog.next_seq())
+        return int((catalog.get_json(REGIONS_SETTING) or {}).get("grid", 0))
 
     def _process(self, run: _Run) -> None:
         catalog, plan = run.catalog, run.plan
@@ -166,6 +201,10 @@ class Indexer:
         try:
             if sorted_out.suspects:
                 self._process_suspects(sorted_out.suspects, lookup, writer, run)
+            if self.options.ray is not None:
+                self._process_on_ray(journal.marked_in_chunks(catalog, sorted_out.rest, chunk=window), lookup,
+                                     writer, run)
+                return
             batch = Batch()
             tasks = journal.marked_in_chunks(catalog, sorted_out.rest, chunk=window)
             for prepared in ordered(executor, prepare, tasks, window=window):
@@ -182,6 +221,32 @@ class Indexer:
             executor.shutdown(wait=True, cancel_futures=True)
             lookup.close()
             run.plan.moved_ids.update(writer.moved_ids)
+
+    def _process_on_ray(self, tasks: Iterator[Task], lookup: HashLookup, writer: BatchWriter, run: _Run) -> None:
+        """Embed on Ray actors; this process looks up known content and commits, as the one writer."""
+        from clipsearch.indexing.cluster import RaySession, unreachable_everywhere
+
+        assert self.identity is not None and self.options.ray is not None
+        known = frozenset() if self.options.reindex else run.catalog.content_hashes(staged=self.switch.active)
+        session = RaySession(self.options.ray, self.identity, self.options.device.value,
+                             self.options.precision.value, known, self.reporter.message)
+        self.reporter.phase("embedding")
+        batch, last_commit, outcomes = Batch(), time.monotonic(), []
+        try:
+            for prepared in session.prepared(tasks, self._stop.is_set):
+                prepared = _settled_by_lookup(prepared, lookup)
+                writer.route(prepared, batch)
+                outcomes.append(prepared.error_kind if prepared.error else "ok")
+                self.reporter.advanced(1)
+                if len(batch) >= RAY_COMMIT_ROWS or time.monotonic() - last_commit > RAY_COMMIT_INTERVAL_S:
+                    self._commit(writer, batch, run)
+                    batch, last_commit = Batch(), time.monotonic()
+            self._commit(writer, batch, run)
+        finally:
+            session.close()
+        if unreachable_everywhere(outcomes, self.options.ray):
+            self.reporter.message("no Ray worker could read a single file: if the workers do not mount this "
+                                  "library at the same path, add --ray-ship-bytes")
 
     def _thumbnail_keeper(self):
         if not self.options.thumbnails:
@@ -212,7 +277,10 @@ class Indexer:
 
     def _commit(self, writer: BatchWriter, batch: Batch, run: _Run) -> None:
         writer.commit(batch, self._embed)
-        if run.index is not None and time.monotonic() - self._last_save > INDEX_SAVE_INTERVAL_S:
+        # A cluster can deliver vectors faster than HNSW takes them in (bench/ray_writer.py): with --ray the index is
+        # caught up once, at the end, and a search in the meantime catches up from the catalogue by itself.
+        periodic = self.options.ray is None
+        if periodic and run.index is not None and time.monotonic() - self._last_save > INDEX_SAVE_INTERVAL_S:
             run.index.persist(run.catalog, self.data_dir)
             self._last_save = time.monotonic()
 
@@ -273,6 +341,17 @@ class Indexer:
     def _preprocessing(self) -> Preprocessing:
         return self._get_encoder().preprocessing
 
+    def _probe_pictures(self, preprocessing: Preprocessing) -> np.ndarray:
+        """A few of this run's photos at the model's size: with synthetic ones, what a converted tower is checked on."""
+        pictures = []
+        for path in self._probe_paths:
+            with contextlib.suppress(Exception):  # one that cannot be read is simply not a probe
+                image = decode_image(read_file(path), target_size=preprocessing.image_size).image
+                pictures.append(prepare_pixels(image, preprocessing.image_size, preprocessing.resize_mode,
+                                               preprocessing.interpolation))
+        size = preprocessing.image_size
+        return np.stack(pictures) if pictures else np.empty((0, size, size, 3), np.uint8)
+
     def _get_encoder(self) -> Encoder:
         """The model, loaded by whichever thread first needs it: a run of moves and renames never does."""
         with self._encoder_lock:
@@ -289,7 +368,9 @@ class Indexer:
     def _load_encoder(self) -> Encoder:
         assert self.identity is not None
         self.reporter.phase(f"loading {self.identity.describe()}")
-        encoder = load_encoder(self.identity, self.options.device)
+        options = self.options
+        encoder = load_indexing_encoder(self.identity, options.device, options.precision, options.engine,
+                                        self.data_dir.openvino, self._probe_pictures, self.reporter.message)
         folder, outcome = ((self.data_dir.next_query_model, self.data_dir.next_query_model_outcome)
                            if self.switch.active else (self.data_dir.query_model, self.data_dir.query_model_outcome))
         refresh_query_model(encoder, folder, outcome, announce=lambda: self.reporter.phase("writing the query model "

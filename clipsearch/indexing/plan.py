@@ -31,9 +31,10 @@ def _under_any(path: str, folders: Sequence[str]) -> bool:
 
 
 def _retry(failure: Failure, file: FoundFile, limit: float) -> bool:
-    """Whether a remembered failure is worth another try: the file changed, or a higher limit now admits it."""
-    if (failure.size, failure.mtime_ns) != (file.size, file.mtime_ns):
-        return True
+    """Whether a remembered failure is worth another try: the file changed, it could not be read at all, or a higher
+    limit now admits it."""
+    if (failure.size, failure.mtime_ns) != (file.size, file.mtime_ns) or failure.kind == "unreadable":
+        return True  # a file that could not be read may be readable now (chmod changes neither size nor time)
     if failure.kind.startswith("limit:"):
         try:
             return float(failure.kind.removeprefix("limit:")) <= limit
@@ -43,7 +44,7 @@ def _retry(failure: Failure, file: FoundFile, limit: float) -> bool:
 
 
 def make_plan(catalog: Catalog, found: CrawlResult, roots: Sequence[RootPlan], *, staging: bool,
-              reindex: bool) -> Plan:
+              reindex: bool, regions: int = 0) -> Plan:
     """The run's work. A root owns the files under it and those its followed symlinks led to; files under
     another known root that is not being crawled are that root's business."""
     crawled = [root.path for root in roots]
@@ -53,6 +54,8 @@ def make_plan(catalog: Catalog, found: CrawlResult, roots: Sequence[RootPlan], *
     staged = catalog.staged_stats(owned) if staging else {}
     failures = catalog.known_failures(owned)
     plan = Plan([], known, {}, [], [])
+    # Regions are asked for: files catalogued without them are read again (their vector comes out the same).
+    lacking = catalog.files_without_regions() if regions and not staging else set()
     limits = {root.path: root.max_megapixels for root in roots}
     for file in found.files:
         row = known.get(file.path)
@@ -62,12 +65,14 @@ def make_plan(catalog: Catalog, found: CrawlResult, roots: Sequence[RootPlan], *
             current = staged.get(file.path) == (file.size, file.mtime_ns)
         else:
             current = row is not None and (row.size, row.mtime_ns) == (file.size, file.mtime_ns) and not reindex
-        if current:
+        if current and row is not None and row.id in lacking:
+            plan.tasks.append(Task(file, limit, regions, fresh=True))
+        elif current:
             plan.unchanged += 1
         elif failure is not None and not reindex and not _retry(failure, file, limit):
             plan.remembered_failures += 1  # reported when it first failed; `status --skipped` lists it
         else:
-            plan.tasks.append(Task(file, limit))
+            plan.tasks.append(Task(file, limit, 0 if staging else regions))
     seen = {file.path for file in found.files}
     protected = [d.rstrip("/") for d in found.unreadable_dirs]  # what could not be seen is not gone
 

@@ -12,6 +12,7 @@ from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol
 
 import numpy as np
 
@@ -30,6 +31,8 @@ class Task:
 
     found: FoundFile
     max_megapixels: float
+    regions: int = 0  # `index --regions`: a grid x grid of region crops to embed too (clipsearch.indexing.regions)
+    fresh: bool = False  # decode even if its content is catalogued (its regions are missing)
 
 
 @dataclass(frozen=True)
@@ -38,6 +41,19 @@ class Reuse:
 
     row_id: int
     move: bool
+
+
+# What a worker away from the catalogue (a Ray actor) answers for content the catalogue already holds: the
+# driver, which can read the catalogue, finds which row it is.
+KNOWN_CONTENT = Reuse(-1, move=False)
+
+
+class ContentLookup(Protocol):
+    def find(self, digest: str) -> Reuse | None: ...
+
+
+def read_task(task: Task) -> bytes:
+    return read_file(task.found.path)
 
 
 @dataclass(frozen=True)
@@ -51,6 +67,10 @@ class Prepared:
     camera_make: str | None = None
     camera_model: str | None = None
     reuse: Reuse | None = None  # a row with the same content: its vector is reused
+    region_pixels: np.ndarray | None = None  # the region crops at the model's size, with their boxes
+    region_boxes: tuple[tuple[int, int, int, int], ...] = ()
+    region_vectors: np.ndarray | None = None  # embedded already (by a Ray actor)
+    vector: np.ndarray | None = None  # embedded already (by a Ray actor): nothing waits for the model
     error: str | None = None
     error_kind: str = "bad"  # see clipsearch.store.crawl_memory.Failure
 
@@ -101,39 +121,45 @@ class HashLookup:
             self._connections.clear()
 
 
-def match(task: Task, lookup: HashLookup) -> Prepared | tuple[bytes, str]:
+def match(task: Task, lookup: ContentLookup, read: Callable[[Task], bytes] = read_task,
+          ) -> Prepared | tuple[bytes, str]:
     """Read and hash a file: settled at once (a copy or move of a catalogued file, or unreadable), or its bytes
     and hash, to be decoded."""
     try:
-        data = read_file(task.found.path)
-    except ImageError as error:
-        return Prepared(task.found, error=str(error))
+        data = read(task)
+    except ImageError as error:  # the file could not be read: its permissions, or a worker's view of the disk
+        return Prepared(task.found, error=str(error), error_kind="unreadable")
     digest = content_hash(data)
-    reuse = lookup.find(digest)
+    reuse = None if task.fresh else lookup.find(digest)
     return Prepared(task.found, digest, reuse=reuse) if reuse is not None else (data, digest)
 
 
-def make_preparer(preprocessing: Callable[[], Preprocessing], lookup: HashLookup,
-                  thumbnail: Callable[[FoundFile, DecodedImage], None] | None = None) -> Callable[[Task], Prepared]:
+def make_preparer(preprocessing: Callable[[], Preprocessing], lookup: ContentLookup,
+                  thumbnail: Callable[[FoundFile, DecodedImage], None] | None = None,
+                  read: Callable[[Task], bytes] = read_task) -> Callable[[Task], Prepared]:
     """The function each worker runs on one file. `preprocessing` is asked only when a file must be decoded,
     so a run of moves and renames never loads the model, and a file that is not an image is refused first.
-    `thumbnail`, when given, is handed each decoded picture (upright, at the reduced decode scale)."""
+    `thumbnail`, when given, is handed each decoded picture (upright, at the reduced decode scale); `read`
+    gives a file's bytes (by default from its path)."""
 
     def prepare(task: Task) -> Prepared:
-        matched = match(task, lookup)
+        matched = match(task, lookup, read)
         if isinstance(matched, Prepared):
             return matched
         data, digest = matched
         try:
             check_image(data, task.max_megapixels)
             settings = preprocessing()
-            decoded = decode_image(data, target_size=settings.image_size, max_megapixels=task.max_megapixels)
+            # Region crops are 2 / (grid + 1) of the short side: decoded large enough that they are model-sized too.
+            size = settings.image_size * (task.regions + 1) // 2 if task.regions else settings.image_size
+            decoded = decode_image(data, target_size=size, max_megapixels=task.max_megapixels)
             pixels = prepare_pixels(decoded.image, settings.image_size, settings.resize_mode, settings.interpolation)
             if thumbnail is not None:
                 thumbnail(task.found, decoded)
             info = decoded.info
+            crops, boxes = region_crops(decoded, settings, task.regions) if task.regions else (None, ())
             return Prepared(task.found, digest, pixels, info.width, info.height, info.taken_at, info.camera_make,
-                            info.camera_model)
+                            info.camera_model, region_pixels=crops, region_boxes=boxes)
         except ImageTooLargeError as error:
             return Prepared(task.found, error=str(error), error_kind=limit_kind(error))
         except ImageError as error:
@@ -142,6 +168,21 @@ def make_preparer(preprocessing: Callable[[], Preprocessing], lookup: HashLookup
             return Prepared(task.found, error="out of memory while decoding")
 
     return prepare
+
+
+def region_crops(decoded: DecodedImage, settings: Preprocessing, grid: int,
+                 ) -> tuple[np.ndarray, tuple[tuple[int, int, int, int], ...]]:
+    """A grid x grid of overlapping square crops at the model's size, and their boxes in the upright original."""
+    from clipsearch.indexing.regions import grid_boxes
+
+    image, info = decoded.image, decoded.info
+    boxes = grid_boxes(image.width, image.height, grid)
+    scale_x, scale_y = info.width / image.width, info.height / image.height
+    crops = np.stack([prepare_pixels(image.crop((x, y, x + w, y + h)), settings.image_size, settings.resize_mode,
+                                     settings.interpolation) for x, y, w, h in boxes])
+    originals = tuple((round(x * scale_x), round(y * scale_y), round(w * scale_x), round(h * scale_y))
+                      for x, y, w, h in boxes)
+    return crops, originals
 
 
 def limit_kind(error: ImageTooLargeError) -> str:

@@ -4,9 +4,13 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from clipsearch.indexing.roots import OptionChanges
-from clipsearch.models.device import Device, Precision
+from clipsearch.models.device import Device, Engine, Precision
+
+if TYPE_CHECKING:
+    from clipsearch.indexing.cluster import RayOptions
 
 
 @dataclass(frozen=True)
@@ -18,10 +22,13 @@ class IndexOptions:
     reindex: bool = False
     device: Device = Device.auto
     precision: Precision = Precision.auto
+    engine: Engine = Engine.auto
     batch_size: int | None = None
     workers: int | None = None
     wait_for_lock: bool = True
     thumbnails: bool = False  # make the thumbnails of newly decoded photos while they are in memory
+    ray: RayOptions | None = None  # embed on a Ray cluster (clipsearch.indexing.cluster)
+    regions: bool | None = None  # --regions / --no-regions; None: as the database says
 
 
 @dataclass

@@ -72,7 +72,9 @@ def begin(catalog: Catalog, target: ModelIdentity) -> None:
 def complete(catalog: Catalog, data_dir: DataDir, target: ModelIdentity) -> int:
     """Swap the staged vectors in and record the new model, in one transaction; returns how many files went."""
     with catalog.transaction():
-        result = catalog.swap_in_staged(catalog.next_seq())
+        seq = catalog.next_seq()
+        result = catalog.swap_in_staged(seq)
+        catalog.remove_all_regions(seq)  # in the old model's space: the next run makes them again
         catalog.set_json(MODEL_SETTING, target.to_dict())
         catalog.set_switch_target(None)
         # A new identity for the catalogue: the old HNSW file (other vectors, maybe another size) is rebuilt.

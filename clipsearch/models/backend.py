@@ -1,8 +1,8 @@
 """The interface every model backend provides, and the one place that picks a backend for a model.
 
 A backend loads a model's weights onto a device and turns uint8 pixels and texts into L2-normalised
-vectors. open_clip is the only backend today; another (Hugging Face transformers) plugs in here
-by its own identity, without the callers changing.
+vectors: open_clip (clipsearch.models.openclip) for open_clip names and checkpoints, and Hugging Face
+transformers (clipsearch.models.hf) for `hf:` names. The identity says which; the callers never do.
 """
 
 from __future__ import annotations
@@ -54,6 +54,10 @@ def load_encoder(identity: ModelIdentity, device: Device | str = Device.auto) ->
     problem = missing_files(identity)
     if problem:
         raise ModelError(problem)
+    if identity.backend == "transformers":
+        from clipsearch.models.hf import HuggingFaceEncoder
+
+        return HuggingFaceEncoder(identity, device)
     from clipsearch.models.openclip import OpenClipEncoder
 
     return OpenClipEncoder(identity, device)

@@ -17,7 +17,14 @@ class Device(str, Enum):
 class Precision(str, Enum):
     auto = "auto"
     fp32 = "fp32"
+    bf16 = "bf16"  # OpenVINO on CPUs with AVX-512 BF16 or AMX
     int8 = "int8"
+
+
+class Engine(str, Enum):
+    auto = "auto"  # OpenVINO on a CPU when it is installed and no GPU is in sight, else torch
+    torch = "torch"
+    openvino = "openvino"
 
 
 DEFAULT_BATCH_SIZE = {"cpu": 32, "cuda": 256, "mps": 64}

@@ -16,6 +16,16 @@ from typing import Any, Protocol
 
 from clipsearch.config import DEFAULT_MODEL, DEFAULT_PRETRAINED
 from clipsearch.errors import ModelMismatchError, UsageError
+from clipsearch.models.hf_identity import PREFIX as HF_PREFIX
+from clipsearch.models.hf_identity import (
+    embedding_dim,
+    is_hf,
+    local_directory,
+    read_config,
+    repository_snapshot,
+    snapshot_revision,
+    weights_sha256,
+)
 
 MODEL_SETTING = "model"
 CHECKPOINT_HASHES_SETTING = "checkpoint_hashes"
@@ -39,17 +49,30 @@ class ModelSpec:
     pretrained: str | None
 
     @property
+    def is_hf(self) -> bool:
+        return is_hf(self.model)
+
+    @property
     def config_path(self) -> Path | None:
+        if self.is_hf:
+            return None
         path = Path(self.model).expanduser()
         return path.resolve() if self.model.endswith(".json") or path.is_file() else None
 
     @property
     def architecture(self) -> str:
+        if self.is_hf:
+            folder = local_directory(self.model)
+            if folder is not None and folder.is_dir():
+                return f"{HF_PREFIX}{read_config(folder).get('model_type', 'model')}"
+            return self.model
         config = self.config_path
         return config.stem if config else self.model
 
     @property
     def checkpoint_path(self) -> Path | None:
+        if self.is_hf:
+            return local_directory(self.model)  # a repository's `pretrained` is its revision, never a path
         if self.pretrained is None:
             return None
         path = Path(self.pretrained).expanduser()
@@ -70,6 +93,10 @@ class ModelIdentity:
     dim: int
 
     def describe(self) -> str:
+        if is_hf(self.architecture):
+            if self.checkpoint_path:
+                return f"{self.architecture} (folder {self.checkpoint_path}, sha256 {self.checkpoint_sha256[:12]})"
+            return f"{self.architecture} (revision {(self.pretrained or 'unknown')[:12]})"
         if self.pretrained:
             return f"{self.architecture} ({self.pretrained})"
         if self.checkpoint_path:
@@ -80,7 +107,14 @@ class ModelIdentity:
         return (self.architecture, self.pretrained, self.checkpoint_sha256, self.dim) == (
             other.architecture, other.pretrained, other.checkpoint_sha256, other.dim)
 
+    @property
+    def backend(self) -> str:
+        return "transformers" if is_hf(self.architecture) else "open_clip"
+
     def spec(self) -> ModelSpec:
+        if is_hf(self.architecture):
+            return ModelSpec(HF_PREFIX + self.checkpoint_path if self.checkpoint_path else self.architecture,
+                             None if self.checkpoint_path else self.pretrained)
         return ModelSpec(self.config_path or self.architecture, self.checkpoint_path or self.pretrained)
 
     def to_dict(self) -> dict[str, Any]:
@@ -123,7 +157,9 @@ def _file_sha256(path: Path) -> str:
 
 
 def identify(spec: ModelSpec, hash_cache: dict[str, list] | None = None) -> ModelIdentity:
-    """The identity of a spec, without loading the model."""
+    """The identity of a spec, without loading the model (a Hugging Face repository is fetched, though)."""
+    if spec.is_hf:
+        return _identify_hf(spec, hash_cache)
     config_path = spec.config_path
     if config_path is not None:
         if not config_path.is_file():
@@ -157,6 +193,20 @@ def identify(spec: ModelSpec, hash_cache: dict[str, list] | None = None) -> Mode
         config_path=str(config_path) if config_path else None,
         dim=dim,
     )
+
+
+def _identify_hf(spec: ModelSpec, hash_cache: dict[str, list] | None) -> ModelIdentity:
+    folder = local_directory(spec.model)
+    if folder is not None:
+        if not folder.is_dir():
+            raise UsageError(f"--model {spec.model}: no such model directory")
+        config = read_config(folder)
+        return ModelIdentity(f"{HF_PREFIX}{config.get('model_type', 'model')}", None,
+                             weights_sha256(folder, hash_cache), str(folder), None, embedding_dim(config))
+    repo = spec.model[len(HF_PREFIX):]
+    snapshot = repository_snapshot(repo, spec.pretrained)
+    return ModelIdentity(spec.model, snapshot_revision(snapshot), None, None, None,
+                         embedding_dim(read_config(snapshot)))
 
 
 # Where open_clip lists weaker weights first: ViT-B-32's first tag is "openai", weaker on ImageNet than
@@ -229,7 +279,12 @@ def _identify_request(catalog: ModelRecord, recorded: ModelIdentity | None, mode
     base = recorded.spec() if recorded else ModelSpec(DEFAULT_MODEL, DEFAULT_PRETRAINED)
     asked_model = model or base.model
     asked_pretrained = pretrained
-    if asked_pretrained is None:
+    if is_hf(asked_model):
+        # The recorded revision of the same repository, so the database keeps its exact weights; a folder has none.
+        same_repository = recorded is not None and recorded.architecture == asked_model
+        if asked_pretrained is None and same_repository:
+            asked_pretrained = recorded.pretrained
+    elif asked_pretrained is None:
         if model is None or ModelSpec(model, None).architecture == ModelSpec(base.model, None).architecture:
             asked_pretrained = base.pretrained
             if recorded and recorded.checkpoint_path and not Path(recorded.checkpoint_path).is_file():
@@ -250,6 +305,11 @@ def _identify_request(catalog: ModelRecord, recorded: ModelIdentity | None, mode
 
 def missing_files(identity: ModelIdentity) -> str | None:
     """Why the model cannot be loaded from the files its identity names, or None: one message naming both flags."""
+    if is_hf(identity.architecture):
+        if identity.checkpoint_path and not Path(identity.checkpoint_path).is_dir():
+            return (f"this database's model folder {identity.checkpoint_path} is missing: pass --model "
+                    "hf:/where/it/is/now (it is recognised by its weights)")
+        return None
     missing = [(what, path, flag) for what, path, flag in (("model config", identity.config_path, "--model"),
                                                            ("checkpoint", identity.checkpoint_path, "--pretrained"))
                if path and not Path(path).is_file()]

@@ -58,6 +58,9 @@ class OpenClipEncoder:
 
     def use_precision(self, precision: Precision | str) -> None:
         precision = Precision(precision)
+        if precision is Precision.bf16:
+            raise UsageError("--precision bf16 runs on OpenVINO (--engine openvino): torch's bf16 on a CPU is slower "
+                             "than its fp32")
         if precision is Precision.int8 and self.device != "cpu":
             raise UsageError(f"--precision int8 runs on the CPU only, not on {self.device}")
         if self.device != "cpu" or precision is Precision.fp32 or self.precision == "int8":
@@ -81,6 +84,21 @@ class OpenClipEncoder:
             batch = ((batch - self._mean) / self._std).to(self._dtype).contiguous(memory_format=torch.channels_last)
             features = self._model.encode_image(batch).float()
             return torch.nn.functional.normalize(features, dim=-1).cpu().numpy()
+
+    def image_tower(self) -> Any:
+        """A torch module from normalised NCHW pixels to the image features (not yet L2-normalised), for
+        converting to another engine (clipsearch.models.openvino_engine)."""
+        import torch
+
+        class ImageTower(torch.nn.Module):
+            def __init__(self, model: Any) -> None:
+                super().__init__()
+                self.model = model
+
+            def forward(self, pixels: torch.Tensor) -> torch.Tensor:
+                return self.model.encode_image(pixels)
+
+        return ImageTower(self._model).eval()
 
     def embed_texts(self, texts: Sequence[str]) -> np.ndarray:
         import torch

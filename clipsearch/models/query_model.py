@@ -1,4 +1,5 @@
-"""The query model: a model's towers as plain numpy, so that a query process needs neither torch nor open_clip.
+"""The query model: a model's towers as plain numpy, so that a query process needs neither torch nor open_clip
+(nor transformers).
 
 Importing torch and open_clip costs a fresh process seconds, several times what the rest of a query
 takes. Whenever clipsearch has an open_clip model loaded anyway (indexing, or a query that had to
@@ -20,6 +21,7 @@ import numpy as np
 from clipsearch.files import fingerprint
 from clipsearch.models.identity import ModelIdentity
 from clipsearch.models.preprocessing import Preprocessing
+from clipsearch.models.query_bert import HubTokenizer, bert_text
 from clipsearch.models.tokenizer import ClipTokenizer
 
 FORMAT_VERSION = 3  # 3: the manifest checks the whole weights file
@@ -73,6 +75,15 @@ class _Weights:
         return name in self._table
 
 
+def _linear(x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None = None) -> np.ndarray:
+    """x @ weight.T (+ bias) over the last axis. Leading axes are flattened first: numpy multiplies a stacked
+    (batch, tokens, width) array by a transposed matrix without BLAS, many times slower (bench/results)."""
+    flat = x.reshape(-1, x.shape[-1]) @ weight.T
+    if bias is not None:
+        flat += bias
+    return flat.reshape(*x.shape[:-1], weight.shape[0])
+
+
 def _transformer(x: np.ndarray, w: _Weights, prefix: str, spec: dict, mask: np.ndarray | None) -> np.ndarray:
     """open_clip's pre-norm residual attention blocks, for x of shape (batch, tokens, width)."""
     heads, eps, activation = spec["heads"], spec["eps"], _ACTIVATIONS[spec["activation"]]
@@ -81,7 +92,7 @@ def _transformer(x: np.ndarray, w: _Weights, prefix: str, spec: dict, mask: np.n
     for layer in range(spec["layers"]):
         p = f"{prefix}.{layer}"
         h = _layer_norm(x, w(f"{p}.ln_1.weight"), w(f"{p}.ln_1.bias"), eps)
-        qkv = h @ w(f"{p}.attn.in_proj_weight").T + w(f"{p}.attn.in_proj_bias")
+        qkv = _linear(h, w(f"{p}.attn.in_proj_weight"), w(f"{p}.attn.in_proj_bias"))
         q, k, v = (part.reshape(batch, tokens, heads, head_width).transpose(0, 2, 1, 3)
                    for part in np.split(qkv, 3, axis=-1))
         scores = (q / math.sqrt(head_width)) @ k.transpose(0, 1, 3, 2)
@@ -90,13 +101,23 @@ def _transformer(x: np.ndarray, w: _Weights, prefix: str, spec: dict, mask: np.n
         scores = np.exp(scores - scores.max(axis=-1, keepdims=True))
         attended = (scores / scores.sum(axis=-1, keepdims=True)) @ v
         attended = attended.transpose(0, 2, 1, 3).reshape(batch, tokens, width)
-        h = attended @ w(f"{p}.attn.out_proj.weight").T + w(f"{p}.attn.out_proj.bias")
+        h = _linear(attended, w(f"{p}.attn.out_proj.weight"), w(f"{p}.attn.out_proj.bias"))
         x = x + (h * w(f"{p}.ls_1") if w.has(f"{p}.ls_1") else h)
         h = _layer_norm(x, w(f"{p}.ln_2.weight"), w(f"{p}.ln_2.bias"), eps)
-        h = activation(h @ w(f"{p}.c_fc.weight").T + w(f"{p}.c_fc.bias"))
-        h = h @ w(f"{p}.c_proj.weight").T + w(f"{p}.c_proj.bias")
+        h = activation(_linear(h, w(f"{p}.c_fc.weight"), w(f"{p}.c_fc.bias")))
+        h = _linear(h, w(f"{p}.c_proj.weight"), w(f"{p}.c_proj.bias"))
         x = x + (h * w(f"{p}.ls_2") if w.has(f"{p}.ls_2") else h)
     return x
+
+
+def _pool_position(tokens: np.ndarray, spec: dict) -> int:
+    """Where a text tower reads its text's vector: the end-of-text token (the highest id, or a given one), or the
+    first or last position."""
+    pool = spec["pool"]
+    if pool == "eos":
+        ends = np.flatnonzero(tokens == spec["eos_id"])
+        return int(ends[0]) if len(ends) else len(tokens) - 1
+    return {"argmax": int(tokens.argmax()), "first": 0, "last": len(tokens) - 1}[pool]
 
 
 def _normalised(x: np.ndarray) -> np.ndarray:
@@ -110,7 +131,9 @@ class QueryModel:
         self._weights = _Weights(folder / WEIGHTS, manifest["tensors"])
         self._text = manifest["text"]
         self._image = manifest.get("image")
-        self._tokenizer = ClipTokenizer(folder / VOCABULARY, self._text["context_length"])
+        tokenizer = manifest.get("tokenizer") or {"kind": "clip"}
+        self._tokenizer = (HubTokenizer(folder, tokenizer) if tokenizer["kind"] == "tokenizers"
+                           else ClipTokenizer(folder / VOCABULARY, self._text["context_length"]))
         self.preprocessing = Preprocessing(**manifest["preprocessing"]) if self._image else None
         self.logit_scale = float(manifest.get("logit_scale", 100.0))
 
@@ -134,7 +157,7 @@ class QueryModel:
         pooled token sees nothing after itself, so padding a shorter text to its batch's length changes nothing."""
         spec = self._text
         tokenized = [np.array(self._tokenizer(text)) for text in texts]
-        pools = [{"argmax": int(t.argmax()), "first": 0, "last": len(t) - 1}[spec["pool"]] for t in tokenized]
+        pools = [_pool_position(t, spec) for t in tokenized]
         order = sorted(range(len(texts)), key=lambda i: pools[i]) if spec["causal"] else list(range(len(texts)))
         features = np.empty((len(texts), 0), np.float32)
         for start in range(0, len(order), batch if spec["causal"] else 1):
@@ -149,7 +172,12 @@ class QueryModel:
         spec, w = self._text, self._weights
         # Causal: nothing after the pooled token can reach it, so the batch stops at its longest pooled position.
         length = max(pools) + 1 if spec["causal"] else len(tokens[0])
-        ids = np.stack([t[:length] for t in tokens])
+        # Texts end at their own length (the model's tokenizer pads nothing): positions past a causal text's pooled
+        # token cannot reach it, so any id fills them.
+        ids = np.stack([np.pad(t[:length], (0, length - len(t[:length]))) for t in tokens])
+        if spec.get("kind") == "bert":
+            x = bert_text(ids, w, spec, _ACTIVATIONS[spec["activation"]], _layer_norm, _linear)
+            return self._project(x[np.arange(len(tokens)), pools], "text")
         x = w.raw("text.token_embedding")[ids].astype(np.float32) + w("text.positional_embedding")[:length]
         mask = np.triu(np.full((length, length), -np.inf, np.float32), 1) if spec["causal"] else None
         x = _transformer(x, w, "text.blocks", spec, mask)
@@ -169,7 +197,7 @@ class QueryModel:
         # Non-overlapping patches flattened in the conv weight's (channel, row, column) order.
         patches = x.reshape(batch, grid, patch, grid, patch, 3).transpose(0, 1, 3, 5, 2, 4)
         patches = patches.reshape(batch, grid * grid, 3 * patch * patch)
-        x = patches @ w("image.patch_weight").reshape(spec["width"], -1).T
+        x = _linear(patches, w("image.patch_weight").reshape(spec["width"], -1))
         cls = np.broadcast_to(w("image.class_embedding"), (batch, 1, spec["width"]))
         x = np.concatenate([cls, x], axis=1) + w("image.positional_embedding")
         if w.has("image.ln_pre.weight"):

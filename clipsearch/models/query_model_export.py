@@ -166,24 +166,47 @@ def export_query_model(model: Any, tokenizer: Any, preprocessing: Preprocessing,
         tensors.update(image_tensors)
     except (Unsupported, AttributeError) as error:
         reason = f"image tower: {error}"
+
+    def write_and_check(staging: Path) -> tuple[int, str | None]:
+        size = _write_tensors(staging, manifest, tensors)
+        return size, _check_faithful(QueryModel(staging, manifest), model, tokenizer, preprocessing)
+
+    return publish_checked(folder, write_and_check, "image" in manifest, reason)
+
+
+def publish_checked(folder: Path, write_and_check: Callable[[Path], tuple[int, str | None]], image: bool,
+                    reason: str | None) -> ExportReport:
+    """Write a query model into a staging folder beside `folder` and swap it in only if its check passes."""
     remove_leftovers(folder)  # from an export that was killed
     staging = temporary_name(folder)
     staging.mkdir(parents=True)
     try:
-        size = _write_tensors(staging, manifest, tensors)
-        problem = _check_faithful(QueryModel(staging, manifest), model, tokenizer, preprocessing)
+        try:
+            size, problem = write_and_check(staging)
+        except (OSError, KeyboardInterrupt):
+            raise
+        except Exception as error:  # a cache: a tower the numpy runner gets wrong is not exported, never fatal
+            size, problem = 0, f"the numpy copy failed its check ({type(error).__name__}: {error})"
         if problem:
             shutil.rmtree(staging, ignore_errors=True)
             return ExportReport(False, False, problem)
-        _publish(staging, folder)
+        publish(staging, folder)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
-    return ExportReport(True, "image" in manifest, reason, size)
+    return ExportReport(True, image, reason, size)
 
 
 def _write_tensors(staging: Path, manifest: dict[str, Any], tensors: dict[str, Any]) -> int:
-    """Write the weights, vocabulary and manifest into `staging`; returns the weights' size."""
+    """Write the weights, CLIP's vocabulary and the manifest into `staging`; returns the weights' size."""
+    size = write_weights(staging, manifest, tensors)
+    (staging / VOCABULARY).write_bytes(gzip.decompress(_vocabulary_file().read_bytes()))
+    (staging / MANIFEST).write_text(json.dumps(manifest))
+    return size
+
+
+def write_weights(staging: Path, manifest: dict[str, Any], tensors: dict[str, Any]) -> int:
+    """Write the tensors into `staging`'s weights file and describe them in `manifest`; returns the size."""
     table, offset = {}, 0
     with (staging / WEIGHTS).open("wb") as handle:
         for name, tensor in tensors.items():
@@ -195,8 +218,6 @@ def _write_tensors(staging: Path, manifest: dict[str, Any], tensors: dict[str, A
             offset += array.nbytes
     manifest["tensors"] = table
     manifest["fingerprint"] = list(fingerprint(staging / WEIGHTS))
-    (staging / VOCABULARY).write_bytes(gzip.decompress(_vocabulary_file().read_bytes()))
-    (staging / MANIFEST).write_text(json.dumps(manifest))
     return offset
 
 
@@ -287,7 +308,7 @@ def _check_faithful(copy: QueryModel, model: Any, tokenizer: Any, preprocessing:
     return None
 
 
-def _publish(staging: Path, folder: Path) -> None:
+def publish(staging: Path, folder: Path) -> None:
     """Swap the checked copy into place; readers holding the old one keep their open (memory-mapped) files."""
     retired = folder.with_name(f"{folder.name}.old{os.getpid()}")
     if folder.exists():

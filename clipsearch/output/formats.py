@@ -83,13 +83,17 @@ def _jsonl(results: Sequence[SearchResult], out: typing.BinaryIO, options: Rende
     return []
 
 
+def _columns(results: Sequence[SearchResult], options: RenderOptions) -> tuple[str, ...]:
+    return columns(options.show_query, with_box=any(r.box is not None for r in results))
+
+
 def _csv(results: Sequence[SearchResult], out: typing.BinaryIO, options: RenderOptions) -> list[str]:
-    write_csv([record(r, options.show_query) for r in results], columns(options.show_query), out)
+    write_csv([record(r, options.show_query) for r in results], _columns(results, options), out)
     return []
 
 
 def _tsv(results: Sequence[SearchResult], out: typing.BinaryIO, options: RenderOptions) -> list[str]:
-    write_tsv([record(r, options.show_query) for r in results], columns(options.show_query), out)
+    write_tsv([record(r, options.show_query) for r in results], _columns(results, options), out)
     return []
 
 

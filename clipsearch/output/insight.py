@@ -23,7 +23,7 @@ from clipsearch.store.tags_table import TaggedFile
 from clipsearch.text import visible
 
 
-def _console_text(renderable: object, out: typing.BinaryIO, width: int | None) -> None:
+def console_text(renderable: object, out: typing.BinaryIO, width: int | None) -> None:
     colour = is_terminal(out)
     buffer = io.StringIO()
     Console(file=buffer, width=width or DEFAULT_TABLE_WIDTH, force_terminal=colour, no_color=None if colour else True,
@@ -32,7 +32,7 @@ def _console_text(renderable: object, out: typing.BinaryIO, width: int | None) -
     out.write(text.encode("utf-8", errors="backslashreplace"))
 
 
-def _machine(records: list[dict], columns: Sequence[str], fmt: OutputFormat, out: typing.BinaryIO) -> bool:
+def machine_formats(records: list[dict], columns: Sequence[str], fmt: OutputFormat, out: typing.BinaryIO) -> bool:
     """Write the formats that are the same for every kind of record; False if `fmt` is not one of them."""
     writers = {OutputFormat.json: lambda: write_json(records, out),
                OutputFormat.jsonl: lambda: write_jsonl(records, out),
@@ -48,7 +48,7 @@ def render_classifications(results: Sequence[Classification], fmt: OutputFormat,
                            width: int | None = None) -> list[str]:
     """paths and -0 give each image's path and its most probable label (path TAB label, or NUL-separated)."""
     records = [asdict(r) for r in results]
-    if _machine(records, ("path", "label", "probability", "rank"), fmt, out):
+    if machine_formats(records, ("path", "label", "probability", "rank"), fmt, out):
         return []
     if fmt in (OutputFormat.paths, OutputFormat.null):
         end = "\n" if fmt is OutputFormat.paths else "\0"
@@ -65,14 +65,14 @@ def render_classifications(results: Sequence[Classification], fmt: OutputFormat,
         for r in (r for r in results if r.path == path):
             table.add_row(str(r.rank), Text(visible(r.label)), f"{r.probability:.3f}")
         blocks.append(table)
-    _console_text(Group(*blocks), out, width)
+    console_text(Group(*blocks), out, width)
     return []
 
 
 def render_tag_counts(counts: Sequence[tuple[str, int]], fmt: OutputFormat, out: typing.BinaryIO,
                       width: int | None = None) -> list[str]:
     records = [{"tag": tag, "count": count} for tag, count in counts]
-    if _machine(records, ("tag", "count"), fmt, out):
+    if machine_formats(records, ("tag", "count"), fmt, out):
         return []
     if fmt in (OutputFormat.paths, OutputFormat.null):
         return write_paths([tag for tag, _ in counts], out, b"\n" if fmt is OutputFormat.paths else b"\0")
@@ -81,7 +81,7 @@ def render_tag_counts(counts: Sequence[tuple[str, int]], fmt: OutputFormat, out:
     table.add_column("photos", justify="right")
     for tag, count in counts:
         table.add_row(Text(visible(tag)), str(count))
-    _console_text(table, out, width)
+    console_text(table, out, width)
     return []
 
 
@@ -89,7 +89,7 @@ def render_tagged(tag: str, files: Sequence[TaggedFile], fmt: OutputFormat, out:
                   width: int | None = None) -> list[str]:
     records = [{"rank": n, "tag": tag, "probability": round(f.probability, 4), "path": f.path}
                for n, f in enumerate(files, start=1)]
-    if _machine(records, ("rank", "tag", "probability", "path"), fmt, out):
+    if machine_formats(records, ("rank", "tag", "probability", "path"), fmt, out):
         return []
     if fmt in (OutputFormat.paths, OutputFormat.null):
         return write_paths([f.path for f in files], out, b"\n" if fmt is OutputFormat.paths else b"\0")
@@ -102,7 +102,7 @@ def render_tagged(tag: str, files: Sequence[TaggedFile], fmt: OutputFormat, out:
         table.add_row(str(record["rank"]), f"{record['probability']:.3f}",
                       Text(visible(fit_path(shown_path(str(record["path"]), os.getcwd(), home),
                                             (width or DEFAULT_TABLE_WIDTH) - 24))))
-    _console_text(table, out, width)
+    console_text(table, out, width)
     return []
 
 
@@ -111,12 +111,12 @@ def render_duplicates(groups: Sequence[DuplicateGroup], fmt: OutputFormat, out: 
     """json: one object per group; paths: a block per group, blocks separated by an empty line; -0: paths
     separated by NUL, groups by a double NUL; csv and tsv: one row per photo."""
     if fmt in (OutputFormat.json, OutputFormat.jsonl):
-        _machine([{"group": g.number, "kind": g.kind, "paths": g.paths, "scores": g.scores} for g in groups], (),
+        machine_formats([{"group": g.number, "kind": g.kind, "paths": g.paths, "scores": g.scores} for g in groups], (),
                  fmt, out)
         return []
     rows = [{"group": g.number, "kind": g.kind, "rank": n, "score": score, "path": path}
             for g in groups for n, (path, score) in enumerate(zip(g.paths, g.scores), start=1)]
-    if _machine(rows, ("group", "kind", "rank", "score", "path"), fmt, out):
+    if machine_formats(rows, ("group", "kind", "rank", "score", "path"), fmt, out):
         return []
     if fmt is OutputFormat.paths:
         out.write(b"\n".join(b"".join(os.fsencode(p) + b"\n" for p in g.paths) for g in groups))
@@ -130,5 +130,5 @@ def render_duplicates(groups: Sequence[DuplicateGroup], fmt: OutputFormat, out: 
         for n, (path, score) in enumerate(zip(group.paths, group.scores), start=1):
             mark = "keep" if n == 1 else f"{score:.3f}"
             parts.append(Text(f"{mark:>6}  {visible(path)}"))
-    _console_text(Group(*parts), out, width)
+    console_text(Group(*parts), out, width)
     return []

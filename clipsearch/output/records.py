@@ -7,8 +7,8 @@ from clipsearch.search.results import SearchResult
 COLUMNS = ("rank", "score", "path", "width", "height", "taken_at", "camera")
 
 
-def columns(show_query: bool) -> tuple[str, ...]:
-    return (*COLUMNS, "query") if show_query else COLUMNS
+def columns(show_query: bool, with_box: bool = False) -> tuple[str, ...]:
+    return (*COLUMNS, *(("query",) if show_query else ()), *(("box",) if with_box else ()))
 
 
 def record(result: SearchResult, show_query: bool) -> dict[str, object]:
@@ -23,4 +23,6 @@ def record(result: SearchResult, show_query: bool) -> dict[str, object]:
     }
     if show_query:
         fields["query"] = result.query
+    if result.box is not None:
+        fields["box"] = result.box
     return fields

@@ -28,6 +28,7 @@ CELL_BACKGROUND = (40, 40, 46)
 TEXT = (235, 235, 235)
 DIM = (160, 160, 170)
 MARGIN = 12
+BOX_COLOUR = (255, 214, 0)
 
 Thumbnail = Callable[[str], bytes]  # path -> JPEG bytes of its thumbnail
 
@@ -57,13 +58,30 @@ def _fit_text(draw: ImageDraw.ImageDraw, text: str, font, width: int) -> str:
     return "…"
 
 
-def _paste_fitted(sheet: Image.Image, picture: Image.Image, box: tuple[int, int, int, int]) -> None:
+Rectangle = tuple[int, int, int, int]
+
+
+def _paste_fitted(sheet: Image.Image, picture: Image.Image, box: Rectangle) -> Rectangle:
+    """Paste `picture` into `box`, fitted and centred; returns where it went (x, y, w, h)."""
     left, top, right, bottom = box
     picture = picture.convert("RGB")
     picture.thumbnail((right - left, bottom - top), Image.Resampling.LANCZOS)
     x = left + (right - left - picture.width) // 2
     y = top + (bottom - top - picture.height) // 2
     sheet.paste(picture, (x, y))
+    return x, y, picture.width, picture.height
+
+
+def _draw_region(draw: ImageDraw.ImageDraw, placed: Rectangle, result: SearchResult) -> None:
+    """The result's box (in the upright photo's pixels) over its picture, as placed on the sheet."""
+    if result.box is None or not result.width or not result.height:
+        return
+    x, y, w, h = placed
+    scale_x, scale_y = w / result.width, h / result.height
+    bx, by, bw, bh = result.box
+    corners = (x + bx * scale_x, y + by * scale_y, x + (bx + bw) * scale_x, y + (by + bh) * scale_y)
+    draw.rectangle(corners, outline=(0, 0, 0), width=4)
+    draw.rectangle(corners, outline=BOX_COLOUR, width=2)
 
 
 def cell_box(index: int, options: SheetOptions, header: int) -> tuple[int, int, int, int]:
@@ -105,7 +123,8 @@ def draw_sheet(results: Sequence[SearchResult], thumbnail: Thumbnail, query: str
         left, top, right, bottom = cell_box(index, options, header)
         draw.rectangle((left, top, right - 1, bottom - 1), fill=CELL_BACKGROUND)
         try:
-            _paste_fitted(sheet, Image.open(io.BytesIO(thumbnail(result.path))), (left, top, right, bottom))
+            placed = _paste_fitted(sheet, Image.open(io.BytesIO(thumbnail(result.path))), (left, top, right, bottom))
+            _draw_region(draw, placed, result)
         except Exception:  # a file gone or unreadable since it was indexed: its cell stays empty, with its name
             draw.text(((left + right) // 2, (top + bottom) // 2), "not readable", fill=DIM, font=small, anchor="mm")
         draw.text((left, bottom + 2), f"#{result.rank}  {result.score:.3f}", fill=TEXT, font=small)

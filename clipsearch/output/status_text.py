@@ -16,6 +16,12 @@ def status_lines(report: DatabaseStatus) -> list[str]:
     rows += _root_rows(report)
     rows += [("size on disk", human_size(report.size_bytes)), ("last indexed", report.last_indexed or "never"),
              ("vector index", _index_text(report.index)), ("query model", _query_model_text(report.query_model))]
+    if report.engine:
+        engine = report.engine
+        rows.append(("index engine", f"OpenVINO {engine['version']} in {engine['precision']} ({engine['reason']}; "
+                                     f"min cosine {engine['min_cosine']:.4f} to the model)"))
+    if report.regions:
+        rows.append(("regions", f"{report.regions} region vectors (`index --regions`): small objects are found"))
     if report.thumbnails is not None:
         rows.append(("thumbnails", _thumbnail_text(report.thumbnails)))
     rows.append(("server", _server_text(report.server)))

@@ -63,17 +63,17 @@ def nearest(catalog: Catalog, index: Callable[[], VectorIndex], vector: np.ndarr
     """The k candidates nearest to `vector`, best first. `index` is called only when HNSW is needed."""
     if candidates.ids is not None:
         if len(candidates.ids) <= EXACT_SEARCH_LIMIT:
-            return _exact(catalog.vectors(candidates.ids.tolist()), vector, k)
+            return exact_nearest(catalog.vectors(candidates.ids.tolist()), vector, k)
         return index().search(vector, k, allowed=set(candidates.ids.tolist()))
     if candidates.folders:
         if sum(catalog.count_under(f) for f in candidates.folders) <= EXACT_SEARCH_LIMIT:
-            return _exact((chunk for f in candidates.folders for chunk in catalog.vectors_under(f)), vector, k)
+            return exact_nearest((chunk for f in candidates.folders for chunk in catalog.vectors_under(f)), vector, k)
         allowed = {int(i) for f in candidates.folders for i in catalog.ids_under(f)}
         return index().search(vector, k, allowed=allowed)
     return index().search(vector, k)
 
 
-def _exact(chunks: Iterator[tuple[np.ndarray, np.ndarray]], vector: np.ndarray, k: int) -> list[Hit]:
+def exact_nearest(chunks: Iterator[tuple[np.ndarray, np.ndarray]], vector: np.ndarray, k: int) -> list[Hit]:
     best_ids, best_scores = np.empty(0, np.int64), np.empty(0, np.float32)
     for ids, vectors in chunks:
         best_ids = np.concatenate([best_ids, ids])

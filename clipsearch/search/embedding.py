@@ -91,8 +91,7 @@ class QueryEmbedder:
             check_image(data)
         except ImageError as error:
             raise UsageError(f"{visible(path)}: {error}") from error
-        query_model = self.query_model
-        runner = query_model if query_model is not None and query_model.embeds_images else self.encoder
+        runner = self._image_runner()
         settings = runner.preprocessing
         assert settings is not None
         try:
@@ -104,13 +103,23 @@ class QueryEmbedder:
 
     def pictures(self, images: list) -> np.ndarray:
         """Embed decoded pictures (PIL images), through the query model's image tower when it has one."""
-        query_model = self.query_model
-        runner = query_model if query_model is not None and query_model.embeds_images else self.encoder
+        runner = self._image_runner()
         settings = runner.preprocessing
         assert settings is not None
         pixels = np.stack([prepare_pixels(image, settings.image_size, settings.resize_mode, settings.interpolation)
                            for image in images])
         return runner.embed_pixels(pixels)
+
+    def _image_runner(self):
+        """The query model when it has an image tower (no torch), else the model itself."""
+        query_model = self.query_model
+        return query_model if query_model is not None and query_model.embeds_images else self.encoder
+
+    @property
+    def image_size(self) -> int:
+        settings = self._image_runner().preprocessing
+        assert settings is not None
+        return settings.image_size
 
     def release(self) -> None:
         """Give the models' memory back (they load again if asked)."""

@@ -37,7 +37,7 @@ class ResidentSearcher:
             stored = searcher.catalog.get_json(MODEL_SETTING)
             if stored and ModelIdentity.from_dict(stored).same_model(searcher.identity):
                 if catch_up:
-                    searcher.index.catch_up(searcher.catalog)
+                    searcher.catch_up()
                 return searcher
         if searcher is not None:
             searcher.close()

@@ -16,6 +16,7 @@ class SearchResult:
     query: str | None = None  # the text or image path that produced it
     camera: str | None = None  # from EXIF, when known
     id: int | None = None  # the catalogue row: how `clipsearch web` names a photo
+    box: list[int] | None = None  # `query --where`: [x, y, w, h] of the best region, in the upright photo's pixels
 
 
 def camera_name(make: str | None, model: str | None) -> str | None:

@@ -14,10 +14,11 @@ from clipsearch.models.device import Device, Precision
 from clipsearch.models.identity import resolve_model
 from clipsearch.search.candidates import Candidates, candidates_for, nearest
 from clipsearch.search.embedding import QueryEmbedder, read_query_file
+from clipsearch.search.region_hits import REGIONS_PER_RESULT, merged, nearest_regions
 from clipsearch.search.request import QueryKind, QueryOptions, SortKey, Term
 from clipsearch.search.results import SearchAnswer, SearchResult, camera_name
 from clipsearch.store.catalog import Catalog
-from clipsearch.store.hnsw import VectorIndex
+from clipsearch.store.hnsw import REGIONS, VectorIndex
 from clipsearch.store.lock import writer_lock
 from clipsearch.store.rows import FileRecord
 from clipsearch.text import visible
@@ -41,6 +42,7 @@ class Searcher:
             raise
         self._data_dir = data_dir
         self._index: VectorIndex | None = None
+        self._regions_index: VectorIndex | None = None
         self.embedder = QueryEmbedder(data_dir, self.identity, device, precision)
 
     def close(self) -> None:
@@ -55,6 +57,21 @@ class Searcher:
                 self._keep(self._index)
         return self._index
 
+    @property
+    def regions_index(self) -> VectorIndex:
+        if self._regions_index is None:
+            self.embedder.release()
+            self._regions_index, how = VectorIndex.open(self._data_dir, self.catalog, self.identity.dim, REGIONS)
+            if how == "rebuilt":
+                self._keep(self._regions_index)
+        return self._regions_index
+
+    def catch_up(self) -> None:
+        """Bring the loaded indexes up to the catalogue's latest change (a resident searcher, between requests)."""
+        for index in (self._index, self._regions_index):
+            if index is not None:
+                index.catch_up(self.catalog)
+
     def _keep(self, index: VectorIndex) -> None:
         """Save an index this query had to rebuild (minutes, at a million photos) for the queries after it,
         unless a writer holds the database (it saves its own) or the folder cannot be written."""
@@ -67,8 +84,8 @@ class Searcher:
             return SearchAnswer([])
         if kind is QueryKind.text:
             wanted = [(query, vector, None) for query, vector in zip(queries, self.embedder.texts(queries))]
-        else:
-            wanted = [(path, *self.image_vector(path, options.include_self)) for path in queries]
+            return self._answer(wanted, options, regions=True)
+        wanted = [(path, *self.image_vector(path, options.include_self)) for path in queries]
         return self._answer(wanted, options)
 
     def like_row(self, row_id: int, options: QueryOptions) -> SearchAnswer:
@@ -88,11 +105,14 @@ class Searcher:
                     exclude: int | None = None) -> SearchAnswer:
         return self._answer([(label, vector, exclude)], options)
 
-    def _answer(self, wanted: list[tuple[str, np.ndarray, int | None]], options: QueryOptions) -> SearchAnswer:
-        """(query, vector, row to leave out) -> each query's results, with the --and/--not/--like terms blended."""
+    def _answer(self, wanted: list[tuple[str, np.ndarray, int | None]], options: QueryOptions,
+                regions: bool = False) -> SearchAnswer:
+        """(query, vector, row to leave out) -> each query's results, with the --and/--not/--like terms blended.
+        `regions`: text queries also match photos by their region vectors, when the database has any."""
         candidates = candidates_for(self.catalog, options)
         blend = self._blend(options.terms)
-        return _joined([self._search(_blended(vector, blend), options, candidates, query, exclude)
+        regions = regions and self.catalog.has_regions()
+        return _joined([self._search(_blended(vector, blend), options, candidates, query, exclude, regions)
                         for query, vector, exclude in wanted])
 
     def texts(self, queries: list[str], options: QueryOptions) -> SearchAnswer:
@@ -132,12 +152,19 @@ class Searcher:
         return self.embedder.image_file(resolved, data), None
 
     def _search(self, vector: np.ndarray, options: QueryOptions, candidates: Candidates, query: str,
-                exclude: int | None = None) -> SearchAnswer:
+                exclude: int | None = None, regions: bool = False) -> SearchAnswer:
         """The best `limit` results whose files still exist; those that do not are counted, and more are asked
         for in their place."""
         k = options.limit + (exclude is not None)
+        boxes: dict[int, list[int]] = {}
         while True:
-            hits = [h for h in nearest(self.catalog, lambda: self.index, vector, candidates, k) if h.id != exclude]
+            hits = nearest(self.catalog, lambda: self.index, vector, candidates, k)
+            if regions:
+                found_regions = nearest_regions(self.catalog, lambda: self.regions_index, vector, candidates,
+                                                k * REGIONS_PER_RESULT)
+                hits, boxes = merged(self.catalog, hits, found_regions)
+                hits = hits[:k]
+            hits = [h for h in hits if h.id != exclude]
             if options.min_score is not None:
                 hits = [h for h in hits if h.score >= options.min_score]
             records = self.catalog.records([h.id for h in hits])
@@ -149,7 +176,8 @@ class Searcher:
                 break
             k = min(MAX_CANDIDATES, 2 * k + (len(found) - len(present)))
         chosen = _sorted(present[:options.limit], options.sort)
-        results = [_result(rank, score, record, query) for rank, (score, record) in enumerate(chosen, start=1)]
+        results = [_result(rank, score, record, query, boxes.get(record.id))
+                   for rank, (score, record) in enumerate(chosen, start=1)]
         return SearchAnswer(results, len(found) - len(present))
 
 
@@ -171,9 +199,9 @@ def _sorted(chosen: list[tuple[float, FileRecord]], key: SortKey) -> list[tuple[
     return chosen
 
 
-def _result(rank: int, score: float, record: FileRecord, query: str) -> SearchResult:
+def _result(rank: int, score: float, record: FileRecord, query: str, box: list[int] | None = None) -> SearchResult:
     return SearchResult(rank, score, record.path, record.width, record.height, record.taken_at, query,
-                        camera_name(record.camera_make, record.camera_model), record.id)
+                        camera_name(record.camera_make, record.camera_model), record.id, box)
 
 
 def _joined(answers: list[SearchAnswer]) -> SearchAnswer:

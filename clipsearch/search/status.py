@@ -10,6 +10,7 @@ from dataclasses import asdict, dataclass, field
 from clipsearch.config import DataDir
 from clipsearch.imaging.thumbnails import ThumbnailCache
 from clipsearch.models.identity import ModelIdentity, recorded_model
+from clipsearch.models.openvino_engine import recorded_engine
 from clipsearch.models.query_model import read_manifest
 from clipsearch.models.query_model_export import read_outcome
 from clipsearch.search.client import server_info
@@ -75,6 +76,8 @@ class DatabaseStatus:
     root_options: dict[str, dict] = field(default_factory=dict)
     skipped: list[Failure] | None = None  # with --skipped: every remembered failure
     thumbnails: ThumbnailState | None = None
+    regions: int = 0  # region vectors of `index --regions`
+    engine: dict | None = None  # what `index` embeds with on OpenVINO: precision, its check and why
 
     def to_dict(self) -> dict:
         data = asdict(self)
@@ -104,9 +107,18 @@ def database_status(data_dir: DataDir, list_skipped: bool = False) -> DatabaseSt
             switch=_switch_state(catalog), private=private,
             root_options={root.path: root.options for root in roots},
             skipped=catalog.failures() if list_skipped else None, thumbnails=_thumbnail_state(data_dir),
+            regions=catalog.region_count(), engine=_engine_state(data_dir, identity),
         )
     finally:
         catalog.close()
+
+
+def _engine_state(data_dir: DataDir, identity: ModelIdentity | None) -> dict | None:
+    converted = recorded_engine(data_dir.openvino, identity) if identity else None
+    if converted is None or not converted.precision:
+        return None
+    return {"name": "openvino", "version": converted.openvino, "precision": converted.precision,
+            "min_cosine": converted.min_cosine, "reason": converted.reason}
 
 
 def _thumbnail_state(data_dir: DataDir) -> ThumbnailState:

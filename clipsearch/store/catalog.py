@@ -3,7 +3,8 @@
 It is the source of truth; everything else in a database folder derives from it. The Catalog is
 one connection and its settings here, with the tables' reads and writes in the classes it joins:
 FilesTable (files and their vectors), CrawlMemory (roots and failures), Staging (a model switch
-in progress, files in flight) and TagsTable (zero-shot tags). Every statement takes its data as `?` parameters.
+in progress, files in flight), TagsTable (zero-shot tags) and RegionsTable (region vectors). Every
+statement takes its data as `?` parameters.
 
 Whatever SQLite reports (a damaged file, a read-only folder, a full disk) leaves this module as
 a CatalogError that names the catalogue file, from any method, not only when it is opened
@@ -25,6 +26,7 @@ from clipsearch.files import create_private
 from clipsearch.store.crawl_memory import CrawlMemory
 from clipsearch.store.files_table import FilesTable, stack_vectors
 from clipsearch.store.folder import create_database_folder
+from clipsearch.store.regions_table import RegionsTable
 from clipsearch.store.rows import CatalogStats, Changes
 from clipsearch.store.schema import migrate
 from clipsearch.store.sqlite_guard import Transaction, catalog_error, guarded, translated
@@ -32,7 +34,7 @@ from clipsearch.store.staging import Staging
 from clipsearch.store.tags_table import TagsTable
 
 
-class Catalog(FilesTable, CrawlMemory, Staging, TagsTable):
+class Catalog(FilesTable, CrawlMemory, Staging, TagsTable, RegionsTable):
     def __init__(self, path: Path, *, create: bool = False) -> None:
         self.path = path
         if not path.exists() and not create:

@@ -27,7 +27,8 @@ class Failure:
     mtime_ns: int
     reason: str
     # "bad": the file cannot be used as it is; "limit:N": it is N megapixels, over the --max-megapixels of its
-    # run, and is retried when the limit allows it; "crash": it killed the process while being decoded.
+    # run, and is retried when the limit allows it; "crash": it killed the process while being decoded;
+    # "unreadable": it could not be read (permissions, a worker's view of the disk), and is tried on every run.
     kind: str = "bad"
 
 

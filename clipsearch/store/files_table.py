@@ -142,6 +142,13 @@ class FilesTable:
         return np.fromiter((r[0] for r in rows), dtype=np.int64)
 
     @guarded
+    def content_hashes(self, staged: bool = False) -> frozenset[str]:
+        """Every content hash catalogued (or staged, during a model switch): for workers that cannot read the
+        catalogue, to tell the files whose vectors it already holds."""
+        table = "staged" if staged else "files"
+        return frozenset(row[0] for row in self._conn.execute(f"SELECT hash FROM {table} WHERE hash IS NOT NULL"))
+
+    @guarded
     def cameras(self) -> list[tuple[str | None, str | None, int]]:
         """(make, model, photos) of every camera in the EXIF of the catalogued photos, most photos first."""
         return self._conn.execute(
@@ -194,6 +201,10 @@ class FilesTable:
             ],
         )
         self._conn.executemany("DELETE FROM failures WHERE path = ?", [(encode_path(f.path),) for f in files])
+        if self._conn.execute("SELECT 1 FROM regions LIMIT 1").fetchone():  # a new vector: its old regions go
+            query = "SELECT id FROM files WHERE path = ?"
+            ids = [row[0] for f in files for row in self._conn.execute(query, (encode_path(f.path),))]
+            self.remove_regions_of(ids, seq)  # type: ignore[attr-defined]  (Catalog's RegionsTable)
 
     @guarded
     def move_files(self, moves: Sequence[Move]) -> None:
@@ -231,6 +242,7 @@ class FilesTable:
     def remove_ids(self, ids: Sequence[int], seq: int) -> None:
         rows = [(int(i),) for i in ids]
         self._conn.executemany("DELETE FROM tags WHERE file_id = ?", rows)
+        self.remove_regions_of([i for (i,) in rows], seq)  # type: ignore[attr-defined]  (Catalog's RegionsTable)
         self._conn.executemany("DELETE FROM files WHERE id = ?", rows)
         self._conn.executemany("INSERT OR REPLACE INTO removed (id, seq) VALUES (?, ?)", [(i, seq) for (i,) in rows])
 

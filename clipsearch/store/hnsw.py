@@ -30,6 +30,41 @@ HNSW_EF_CONSTRUCTION = 200
 HNSW_EF_SEARCH = 256
 
 
+FILES, REGIONS = "files", "regions"  # the two kinds of vectors a database may hold, each with an index of its own
+
+
+class _RegionRows:
+    """The region vectors, seen through the same calls as the files' (which the Catalog answers itself)."""
+
+    def __init__(self, catalog: Catalog) -> None:
+        self._catalog = catalog
+
+    def count(self) -> int:
+        return self._catalog.region_count()
+
+    def ids(self) -> np.ndarray:
+        return self._catalog.region_ids()
+
+    def vectors(self):
+        return self._catalog.region_vectors()
+
+    def changes_since(self, seq: int):
+        return self._catalog.region_changes_since(seq)
+
+    def prune_tombstones(self, seq: int) -> None:
+        self._catalog.prune_region_tombstones(seq)
+
+
+def _rows(catalog: Catalog, kind: str):
+    return catalog if kind == FILES else _RegionRows(catalog)
+
+
+def index_paths(data_dir: DataDir, kind: str = FILES) -> tuple[Path, Path]:
+    """The index file and its state file."""
+    return (data_dir.hnsw, data_dir.hnsw_state) if kind == FILES else (data_dir.regions_hnsw,
+                                                                       data_dir.regions_hnsw_state)
+
+
 @dataclass(frozen=True)
 class Hit:
     id: int
@@ -58,22 +93,24 @@ class IndexState:
         return state
 
 
-def trusted_state(data_dir: DataDir, catalog: Catalog, dim: int) -> IndexState | None:
+def trusted_state(data_dir: DataDir, catalog: Catalog, dim: int, kind: str = FILES) -> IndexState | None:
     """The saved index's state, if the file on disk is the one it describes, for this catalogue and model."""
-    state = IndexState.read(data_dir.hnsw_state)
+    index_file, state_file = index_paths(data_dir, kind)
+    state = IndexState.read(state_file)
     if (state is None or state.catalog_id != (catalog.get_setting("catalog_id") or "") or state.dim != dim
             or state.seq > catalog.current_seq()):
         return None
     try:
-        on_disk = fingerprint(data_dir.hnsw)
+        on_disk = fingerprint(index_file)
     except OSError:
         return None
     return state if on_disk == (state.size, state.fingerprint) else None
 
 
 class VectorIndex:
-    def __init__(self, dim: int, capacity: int = 1024) -> None:
+    def __init__(self, dim: int, capacity: int = 1024, kind: str = FILES) -> None:
         self.dim = dim
+        self.kind = kind
         self._index = hnswlib.Index(space="ip", dim=dim)
         self._index.init_index(max_elements=max(capacity, 16), ef_construction=HNSW_EF_CONSTRUCTION, M=HNSW_M)
         self._index.set_ef(HNSW_EF_SEARCH)
@@ -81,42 +118,44 @@ class VectorIndex:
         self.seq = 0
 
     @classmethod
-    def open(cls, data_dir: DataDir, catalog: Catalog, dim: int) -> tuple[VectorIndex, str]:
+    def open(cls, data_dir: DataDir, catalog: Catalog, dim: int, kind: str = FILES) -> tuple[VectorIndex, str]:
         """The index for this catalogue, current to its latest change, and how it was obtained."""
-        state = trusted_state(data_dir, catalog, dim)
+        state = trusted_state(data_dir, catalog, dim, kind)
         index: VectorIndex | None = None
         how = "loaded"
         if state is not None:
             try:
-                index = cls._load(data_dir.hnsw, dim, state.seq, catalog)
+                index = cls._load(index_paths(data_dir, kind)[0], dim, state.seq, catalog, kind)
             except (OSError, RuntimeError, ValueError, MemoryError):
                 index = None
         if index is not None and index.catch_up(catalog):
             how = "caught up"
         # A file older than its state claims lacks rows that no catch-up will bring: it holds fewer than exist.
-        if index is None or index._index.element_count < catalog.count():
-            index, how = cls.build(catalog, dim), "rebuilt"
+        if index is None or index._index.element_count < _rows(catalog, kind).count():
+            index, how = cls.build(catalog, dim, kind), "rebuilt"
         return index, how
 
     @classmethod
-    def _load(cls, path: Path, dim: int, seq: int, catalog: Catalog) -> VectorIndex:
+    def _load(cls, path: Path, dim: int, seq: int, catalog: Catalog, kind: str = FILES) -> VectorIndex:
         index = cls.__new__(cls)
         index.dim = dim
+        index.kind = kind
         index._index = hnswlib.Index(space="ip", dim=dim)
         index._index.load_index(str(path))
         index._index.set_ef(HNSW_EF_SEARCH)
-        index._live = catalog.count()
+        index._live = _rows(catalog, kind).count()
         index.seq = seq
         return index
 
     @classmethod
-    def build(cls, catalog: Catalog, dim: int) -> VectorIndex:
+    def build(cls, catalog: Catalog, dim: int, kind: str = FILES) -> VectorIndex:
         seq = catalog.current_seq()
-        index = cls(dim, capacity=catalog.count() + 1024)
-        for ids, vectors in catalog.vectors():
+        rows = _rows(catalog, kind)
+        index = cls(dim, capacity=rows.count() + 1024, kind=kind)
+        for ids, vectors in rows.vectors():
             index.add(ids, vectors)
         index.seq = seq
-        index._live = catalog.count()
+        index._live = rows.count()
         return index
 
     def __len__(self) -> int:
@@ -141,15 +180,16 @@ class VectorIndex:
         latest = catalog.current_seq()
         if latest == self.seq:
             return False
-        changes = catalog.changes_since(self.seq)
+        rows = _rows(catalog, self.kind)
+        changes = rows.changes_since(self.seq)
         removed = changes.removed
         if not changes.removals_complete:
-            removed = sorted(set(self._index.get_ids_list()) - set(catalog.ids().tolist()))
+            removed = sorted(set(self._index.get_ids_list()) - set(rows.ids().tolist()))
         # Removals first: a row that exists in the catalogue now is re-added below.
         self.remove(removed)
         self.add(changes.updated_ids, changes.updated_vectors)
         self.seq = latest
-        self._live = catalog.count()
+        self._live = rows.count()
         return True
 
     def search(self, query: np.ndarray, k: int, allowed: set[int] | None = None) -> list[Hit]:
@@ -192,8 +232,9 @@ class VectorIndex:
 
     def save(self, data_dir: DataDir, catalog_id: str) -> None:
         """Write the index, then its state, each atomically: a reader that sees the new state sees the new file."""
-        remove_leftovers(data_dir.hnsw)  # from a save that was killed
-        temporary = temporary_name(data_dir.hnsw)
+        index_file, state_file = index_paths(data_dir, self.kind)
+        remove_leftovers(index_file)  # from a save that was killed
+        temporary = temporary_name(index_file)
         try:
             os.close(create_private(temporary))  # hnswlib would create it readable by everyone
             self._index.save_index(str(temporary))
@@ -203,11 +244,11 @@ class VectorIndex:
         except OSError as error:
             with contextlib.suppress(OSError):
                 temporary.unlink()
-            raise CatalogError(f"cannot write the vector index {data_dir.hnsw}: {error.strerror or error}") from error
-        os.replace(temporary, data_dir.hnsw)
-        size, digest = fingerprint(data_dir.hnsw)
+            raise CatalogError(f"cannot write the vector index {index_file}: {error.strerror or error}") from error
+        os.replace(temporary, index_file)
+        size, digest = fingerprint(index_file)
         state = IndexState(catalog_id=catalog_id, seq=self.seq, dim=self.dim, size=size, fingerprint=digest)
-        write_json_atomically(data_dir.hnsw_state, state.__dict__)
+        write_json_atomically(state_file, state.__dict__)
 
     def persist(self, catalog: Catalog, data_dir: DataDir) -> None:
         """Catch up with the catalogue, save, and drop the tombstones the saved file no longer needs.
@@ -216,4 +257,4 @@ class VectorIndex:
         """
         self.catch_up(catalog)
         self.save(data_dir, catalog.get_setting("catalog_id") or "")
-        catalog.prune_tombstones(self.seq)
+        _rows(catalog, self.kind).prune_tombstones(self.seq)

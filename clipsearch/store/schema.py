@@ -79,9 +79,20 @@ def m004_cameras_dates_and_tags(db: sqlite_utils.Database) -> None:
                             not_null={"label", "grouping", "vector"})
 
 
+def m005_regions(db: sqlite_utils.Database) -> None:
+    """Region vectors of `index --regions` (crops of a photo, with their boxes) and their tombstones, for the
+    regions' own vector index."""
+    db["regions"].create({"id": int, "file_id": int, "x": int, "y": int, "w": int, "h": int, "seq": int,
+                          "vector": bytes}, pk="id", not_null={"file_id", "x", "y", "w", "h", "seq", "vector"})
+    db["regions"].create_index(["file_id"])
+    db["regions"].create_index(["seq"])
+    db["removed_regions"].create({"id": int, "seq": int}, pk="id", not_null={"seq"})
+    db["removed_regions"].create_index(["seq"])
+
+
 # Append only, and never edit one that has shipped: a catalogue that ran it will not run it again.
 MIGRATIONS = (m001_create_tables, m002_root_options_and_failure_kinds, m003_model_switch_and_files_in_flight,
-              m004_cameras_dates_and_tags)
+              m004_cameras_dates_and_tags, m005_regions)
 FACTS_VERSION = 1  # files.facts of a row whose facts are all read (dimensions, capture time, camera)
 SCHEMA_VERSION = len(MIGRATIONS)
 

@@ -1,0 +1,94 @@
+"""`clipsearch locate`: where in each photo a text fits."""
+
+from __future__ import annotations
+
+import sys
+from typing import Annotated
+
+import typer
+
+from clipsearch.cli.app import blas_single_threaded, command, say
+from clipsearch.cli.options import (
+    CellSizeOption,
+    ColumnsOption,
+    ContactSheetOption,
+    DbOption,
+    DeviceOption,
+    FormatOption,
+    NullOption,
+    TracebackOption,
+    data_dir,
+)
+from clipsearch.errors import ExitCode
+from clipsearch.models.device import Device
+from clipsearch.output.formats import choose_format
+from clipsearch.output.sheet import DEFAULT_CELL, DEFAULT_COLUMNS
+from clipsearch.text import visible
+
+
+@command(epilog="Examples:  clipsearch locate cat IMG_0042.jpg  ·  clipsearch query cat -n 20 | clipsearch locate cat "
+                "- --contact-sheet cats.jpg  ·  clipsearch locate receipt scan.jpg --detector "
+                "hf:google/owlv2-base-patch16-ensemble")
+def locate(
+    text: Annotated[str, typer.Argument(metavar="TEXT", help="What to look for.")],
+    images: Annotated[list[str], typer.Argument(metavar="IMAGE...", help="Images; '-' reads paths from stdin, one "
+                                                                         "per line (chains after `query`).")],
+    top: Annotated[int, typer.Option("--top", min=1, max=50, help="Boxes per image, best first.")] = 3,
+    detector: Annotated[str | None, typer.Option(
+        "--detector", metavar="hf:NAME|hf:DIR", help="An OWL-ViT or OWLv2 detector from transformers instead of "
+                                                     "CLIP region search (needs no database).")] = None,
+    output_format: FormatOption = None,
+    null: NullOption = False,
+    contact_sheet: ContactSheetOption = None,
+    columns: ColumnsOption = DEFAULT_COLUMNS,
+    cell_size: CellSizeOption = DEFAULT_CELL,
+    db: DbOption = None,
+    device: DeviceOption = Device.auto,
+    show_traceback: TracebackOption = False,
+) -> None:
+    """Find where in each image TEXT fits: boxes x, y, w, h in the upright image's pixels, with scores.
+
+    By default with the database's own CLIP model, scoring crops at several scales (README, "Where in a photo").
+    """
+    blas_single_threaded()
+    from clipsearch.cli.searching import stdin_lines
+    from clipsearch.output.located import render_located
+
+    paths = stdin_lines("image paths") if images == ["-"] else images
+
+    def skipped(path: str, reason: str) -> None:
+        say(f"skipped {visible(path)}: {reason}")
+
+    if detector is not None:
+        from clipsearch.insight.detector import detect
+
+        found = list(detect(detector, text, paths, top, device, skipped))
+    else:
+        from clipsearch.insight.locate import locate as run
+
+        found = list(run(data_dir(db), text, paths, top, device, skipped))
+    render_located(found, choose_format(output_format, null, sys.stdout.isatty()), sys.stdout.buffer)
+    sys.stdout.flush()
+    if contact_sheet is not None and found:
+        _sheet(found, text, contact_sheet, columns, cell_size, db)
+    if not found:
+        raise typer.Exit(ExitCode.NOTHING_FOUND)
+
+
+def _sheet(found, text: str, target, columns: int, cell_size: int, db) -> None:
+    """One cell per box, the box drawn over its picture."""
+    from clipsearch.cli.presenting import thumbnails_of
+    from clipsearch.output.sheet import SheetOptions, write_contact_sheets
+    from clipsearch.search.results import SearchResult
+
+    thumbnail = thumbnails_of(data_dir(db))
+    cells = [SearchResult(f.rank, f.score, f.path, f.width, f.height, None, text, box=f.box.as_list()) for f in found]
+
+    def jpeg(path: str) -> bytes:
+        data = thumbnail(path)
+        if data is None:
+            raise FileNotFoundError(path)
+        return data
+
+    written = write_contact_sheets(cells, [text], False, target, jpeg, SheetOptions(columns, cell_size))
+    say(f"wrote {', '.join(str(p) for p in written)}")

@@ -1,0 +1,223 @@
+"""The image tower on OpenVINO, for indexing on a CPU: converted once from the torch model, kept in the database
+folder, checked every time it loads, and run in bf16 or int8 where the CPU does those well.
+
+The converted tower (OpenVINO IR) is a cache, like the HNSW file: it is keyed to the model's identity and the
+OpenVINO version, its files are fingerprinted, and a copy that fails any check is made again from the model.
+With it, `index` embeds images without importing torch. Every load runs the tower on the probe pictures
+saved with it (synthetic ones and the first photos it was converted with) and compares with the torch fp32
+embeddings saved beside them: min cosine >= 0.999 for fp32 and bf16, >= 0.99 for int8, else the next precision
+is tried, and torch is the last resort.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import warnings
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from clipsearch.files import fingerprint, remove_leftovers, temporary_name, write_json_atomically
+from clipsearch.models.identity import ModelIdentity
+from clipsearch.models.preprocessing import Preprocessing
+
+FORMAT_VERSION = 1
+MANIFEST, MODEL_XML, PROBES, REFERENCE, CACHE = "manifest.json", "image.xml", "probes.npy", "reference.npy", "cache"
+INT8_XML = "image-int8.xml"  # int8 weights, compressed by NNCF at conversion (when torch is loaded anyway)
+FAITHFUL = {"fp32": 0.999, "bf16": 0.999, "int8": 0.99}
+MIN_COSINE_ENV = "CLIPSEARCH_OPENVINO_MIN_COSINE"  # demand more (or, in tests, too much) of every precision
+
+
+def cpu_flags() -> set[str]:
+    try:
+        with open("/proc/cpuinfo") as info:
+            for line in info:
+                if line.startswith("flags"):
+                    return set(line.split(":", 1)[1].split())
+    except OSError:
+        pass
+    return set()
+
+
+def precision_order(requested: str, flags: set[str]) -> tuple[list[str], str]:
+    """The precisions to try, best first, and why."""
+    if requested != "auto":
+        return [requested], f"--precision {requested}"
+    if {"amx_bf16", "avx512_bf16"} & flags:
+        return ["bf16", "fp32"], f"the CPU has {'AMX' if 'amx_bf16' in flags else 'AVX-512 BF16'}"
+    if {"avx512_vnni", "avx_vnni"} & flags:
+        return ["int8", "fp32"], "the CPU has VNNI (int8) and no bf16"
+    return ["fp32"], "the CPU has neither bf16 nor VNNI"
+
+
+def openvino_version() -> str | None:
+    """OpenVINO's version, or None when it cannot be imported here (not installed, or no wheel for this platform)."""
+    import importlib.util
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        if importlib.util.find_spec("openvino") is None:
+            return None
+        return version("openvino")
+    except (PackageNotFoundError, ImportError, ValueError):
+        return None
+
+
+def recorded_engine(folder: Path, identity: ModelIdentity) -> Converted | None:
+    """What the last `index` on OpenVINO chose and checked, for `status` (which imports no OpenVINO)."""
+    try:
+        converted = Converted(**json.loads((folder / MANIFEST).read_text()))
+    except (OSError, ValueError, TypeError):
+        return None
+    return converted if ModelIdentity.from_dict(converted.identity).same_model(identity) else None
+
+
+@dataclass(frozen=True)
+class Converted:
+    """What a folder holds: the tower, for which model and OpenVINO, and how it was checked when chosen."""
+
+    version: int
+    identity: dict
+    openvino: str
+    preprocessing: dict
+    logit_scale: float
+    fingerprint: list  # of image.bin
+    precision: str = ""  # chosen at the last load, with its check
+    min_cosine: float = 0.0
+    reason: str = ""
+
+
+def read_converted(folder: Path, identity: ModelIdentity) -> Converted | None:
+    """The folder's manifest, if it is for this model and this OpenVINO and its weights are the ones written."""
+    try:
+        converted = Converted(**json.loads((folder / MANIFEST).read_text()))
+        if (converted.version != FORMAT_VERSION or converted.openvino != openvino_version()
+                or not ModelIdentity.from_dict(converted.identity).same_model(identity)):
+            return None
+        if list(fingerprint(folder / "image.bin")) != converted.fingerprint:
+            return None
+        return converted
+    except (OSError, ValueError, TypeError, KeyError):
+        return None
+
+
+class OpenVinoTower:
+    """A compiled image tower: uint8 NHWC pixels at the model's size -> L2-normalised vectors."""
+
+    def __init__(self, compiled: Any, preprocessing: Preprocessing, precision: str) -> None:
+        self._compiled = compiled
+        self.preprocessing = preprocessing
+        self.precision = precision
+        self._mean = np.array(preprocessing.mean, np.float32).reshape(1, 3, 1, 1) * 255
+        self._std = np.array(preprocessing.std, np.float32).reshape(1, 3, 1, 1) * 255
+
+    def embed_pixels(self, pixels: np.ndarray) -> np.ndarray:
+        batch = (pixels.transpose(0, 3, 1, 2).astype(np.float32) - self._mean) / self._std
+        features = self._compiled(batch)[0]
+        norms = np.maximum(np.linalg.norm(features, axis=1, keepdims=True), 1e-12)
+        return (features / norms).astype(np.float32)
+
+
+def _compile(folder: Path, precision: str, threads: int | None) -> Any:
+    import openvino as ov
+
+    core = ov.Core()
+    core.set_property({"CACHE_DIR": str(folder / CACHE)})
+    model = core.read_model(folder / (INT8_XML if precision == "int8" else MODEL_XML))
+    config = {"INFERENCE_PRECISION_HINT": "bf16" if precision == "bf16" else "f32", "PERFORMANCE_HINT": "LATENCY"}
+    if threads:
+        config["INFERENCE_NUM_THREADS"] = threads
+    return core.compile_model(model, "CPU", config)
+
+
+def load_checked(folder: Path, identity: ModelIdentity, requested: str, threads: int | None = None,
+                 ) -> tuple[OpenVinoTower, Converted] | None:
+    """The converted tower at the best precision that passes its check on the saved probes, or None (there is no
+    sound conversion for this model, or no precision passes: torch it is)."""
+    converted = read_converted(folder, identity)
+    if converted is None:
+        return None
+    probes, reference = np.load(folder / PROBES), np.load(folder / REFERENCE)
+    preprocessing = Preprocessing(**converted.preprocessing)
+    order, reason = precision_order(requested, cpu_flags())
+    for precision in order:
+        try:
+            tower = OpenVinoTower(_compile(folder, precision, threads), preprocessing, precision)
+            cosine = float(np.min(np.sum(tower.embed_pixels(probes) * reference, axis=1)))
+        except Exception:  # a precision this CPU or OpenVINO cannot compile: the next one
+            continue
+        needed = float(os.environ.get(MIN_COSINE_ENV) or FAITHFUL[precision])
+        if cosine >= needed:
+            chosen = Converted(**{**asdict(converted), "precision": precision, "min_cosine": round(cosine, 6),
+                                  "reason": reason})
+            if chosen != converted:
+                write_json_atomically(folder / MANIFEST, asdict(chosen))
+            return tower, chosen
+    return None
+
+
+def convert(torch_encoder: Any, folder: Path, probes: np.ndarray) -> None:
+    """Convert a loaded torch encoder's image tower to OpenVINO IR in `folder`, with the probes and their fp32
+    embeddings. Written into a staging folder and swapped in whole."""
+    import openvino as ov
+    import torch
+
+    size = torch_encoder.preprocessing.image_size
+    remove_leftovers(folder)
+    staging = temporary_name(folder)
+    staging.mkdir(parents=True)
+    try:
+        tower = torch_encoder.image_tower().requires_grad_(False)
+        with torch.no_grad(), warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # tracing warnings are for the model's authors
+            model = ov.convert_model(tower, example_input=torch.zeros(1, 3, size, size),
+                                     input=[ov.PartialShape([-1, 3, size, size])])
+        ov.save_model(model, staging / MODEL_XML, compress_to_fp16=False)
+        _save_int8(ov, model, staging)
+        np.save(staging / PROBES, probes)
+        np.save(staging / REFERENCE, torch_encoder.embed_pixels(probes))
+        manifest = Converted(FORMAT_VERSION, torch_encoder.identity.to_dict(), openvino_version() or "",
+                             asdict(torch_encoder.preprocessing), float(torch_encoder.logit_scale),
+                             list(fingerprint(staging / "image.bin")))
+        (staging / MANIFEST).write_text(json.dumps(asdict(manifest)))
+        retired = folder.with_name(f"{folder.name}.old{os.getpid()}")
+        if folder.exists():
+            os.replace(folder, retired)
+        os.replace(staging, folder)
+        shutil.rmtree(retired, ignore_errors=True)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+
+
+def _save_int8(ov: Any, model: Any, folder: Path) -> None:
+    """int8 weights (NNCF weight compression) beside the fp32 ones, for CPUs with VNNI (auto takes them where there
+    is no bf16; --precision int8 anywhere with VNNI). NNCF imports
+    torch, so it runs here, at conversion, and later runs load the result without it."""
+    if not {"avx512_vnni", "avx_vnni"} & cpu_flags():  # int8 is only worth it where the CPU has VNNI
+        return
+    try:
+        import nncf
+    except ImportError:  # without NNCF, such CPUs run fp32
+        return
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        compressed = nncf.compress_weights(model, mode=nncf.CompressWeightsMode.INT8_ASYM)
+    ov.save_model(compressed, folder / INT8_XML, compress_to_fp16=False)
+
+
+def synthetic_probes(size: int, count: int = 4) -> np.ndarray:
+    """Pictures with structure at several scales (gradients, blocks, noise), the same every time."""
+    rng = np.random.default_rng(1234)
+    ramp = np.linspace(0, 255, size, dtype=np.float32)
+    pictures = []
+    for k in range(count):
+        base = (ramp[None, :, None] * (k + 1) % 256 + ramp[:, None, None] * (count - k) / count) / 2
+        cells = -(-size // 8)
+        blocks = np.kron(rng.integers(0, 256, (8, 8, 3)), np.ones((cells, cells, 1)))[:size, :size]
+        pictures.append(np.clip(0.5 * base + 0.4 * blocks + rng.normal(0, 12, (size, size, 3)), 0, 255))
+    return np.stack(pictures).astype(np.uint8)
