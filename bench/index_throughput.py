@@ -53,8 +53,11 @@ from clipsearch.errors import ImageError  # noqa: E402
 from clipsearch.imaging.decode import decode_image, read_file  # noqa: E402
 from clipsearch.imaging.pixels import prepare_pixels  # noqa: E402
 from clipsearch.indexing.crawl import crawl  # noqa: E402
+from clipsearch.models.backend import Encoder  # noqa: E402
+from clipsearch.models.device import Device, Engine, Precision  # noqa: E402
+from clipsearch.models.engines import load_indexing_encoder  # noqa: E402
 from clipsearch.models.identity import ModelSpec, default_pretrained, identify  # noqa: E402
-from clipsearch.models.openclip import OpenClipEncoder as Encoder  # noqa: E402
+from clipsearch.models.openvino_engine import synthetic_probes  # noqa: E402
 
 TEST_CONFIG = REPO / "tests" / "model" / "clipsearch-test-tiny.json"
 TEST_WEIGHTS = REPO / "tests" / "model" / "clipsearch-test-tiny.pt"
@@ -84,16 +87,17 @@ def _child(spec_path: str) -> int:
     probe = {"load_s": 0.0, "import_s": 0.0, "loads": 0, "resolve_s": 0.0, "reads": 0, "decodes": 0, "skipped": 0,
              "started_at": None, "last_batch_at": None, "batch_size": None}
 
-    base_load = pipeline.load_encoder
+    base_load = pipeline.Indexer._load_encoder
 
-    def timed_load(*args, **kwargs):
-        probe["import_s"] += _import_torch()  # the first load imports them: timed apart from the load
+    def timed_load(self):
+        if spec["engine"] == "torch":
+            probe["import_s"] += _import_torch()  # the first load imports them: timed apart from the load
         began = time.perf_counter()
-        encoder = base_load(*args, **kwargs)
+        encoder = base_load(self)  # the engine's load or conversion, its check, and the query model
         with lock:
             probe["load_s"] += time.perf_counter() - began
             probe["loads"] += 1
-            probe["device"] = encoder.device
+            probe["device"] = getattr(encoder, "device", "cpu")
             probe["batch_size"] = spec["batch_size"] or encoder.default_batch_size
         return encoder
 
@@ -116,7 +120,7 @@ def _child(spec_path: str) -> int:
 
         return wrapper
 
-    pipeline.load_encoder = timed_load
+    pipeline.Indexer._load_encoder = timed_load
     pipeline.resolve_model = timed("resolve_s", pipeline.resolve_model)
     prepare.read_file = counted("reads", prepare.read_file)
     prepare.decode_image = counted("decodes", prepare.decode_image)
@@ -135,8 +139,9 @@ def _child(spec_path: str) -> int:
     reporter = progress.Reporter(message=lambda text: print(f"  [index] {text}", file=sys.stderr),
                                  skipped=skipped, started=started, advanced=advanced)
     options = progress.IndexOptions(roots=tuple(spec["roots"]), model=spec["model"], pretrained=spec["pretrained"],
-                                    device=spec["device"], precision=spec["precision"], batch_size=spec["batch_size"],
-                                    workers=spec["workers"])
+                                    device=Device(spec["device"]), precision=Precision(spec["precision"]),
+                                    batch_size=spec["batch_size"], workers=spec["workers"],
+                                    engine=Engine(spec["engine"]))
     began = time.perf_counter()
     stats = pipeline.index_paths(DataDir(Path(spec["db"])), options, reporter)
     ended = time.perf_counter()
@@ -324,11 +329,21 @@ def _gb(n: float) -> str:
 
 
 def _describe_machine(device: str) -> str:
-    import torch
-
-    if device == "cuda":
+    torch = sys.modules.get("torch")
+    if device == "cuda" and torch is not None:
         return f"{torch.cuda.get_device_name()} (CUDA {torch.version.cuda})"
-    return f"{device}: {cpu_name()}, {os.cpu_count()} cores, torch using {torch.get_num_threads()} threads"
+    threads = f", torch using {torch.get_num_threads()} threads" if torch is not None else ""
+    return f"{device}: {cpu_name()}, {os.cpu_count()} cores{threads}"
+
+
+def _versions() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    found = []
+    for package in ("torch", "open_clip_torch", "openvino"):
+        with contextlib.suppress(PackageNotFoundError):
+            found.append(f"{package} {version(package)}")
+    return ", ".join(found)
 
 
 CPU_FLAGS_OF_NOTE = ("avx2", "avx512f", "avx512_vnni", "avx512_bf16", "amx_bf16", "amx_int8", "amx_tile")
@@ -377,8 +392,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--workers", type=int, metavar="W",
                         help="decoding threads (default: clipsearch's, one per core)")
     parser.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda", "mps"))
-    parser.add_argument("--precision", default="auto", choices=("auto", "fp32", "int8"),
-                        help="as `clipsearch index --precision` (auto: int8 image MLPs on a CPU)")
+    parser.add_argument("--precision", default="auto", choices=("auto", "fp32", "bf16", "int8"),
+                        help="as `clipsearch index --precision`")
+    parser.add_argument("--engine", default="auto", choices=("auto", "torch", "openvino"),
+                        help="as `clipsearch index --engine` (auto: OpenVINO on a CPU where it is installed)")
     parser.add_argument("--limit", type=int, metavar="N", help="use N files spread evenly over the corpus")
     parser.add_argument("--rerun", action="store_true", help="also time a second index of the unchanged tree")
     parser.add_argument("--model-seconds", type=float, default=10.0, metavar="S",
@@ -438,7 +455,7 @@ def _bench(args: argparse.Namespace, work: Path) -> int:
 
     spec = {"db": str(work / "db"), "roots": [str(corpus)] if args.limit is None else paths, "model": model,
             "pretrained": pretrained, "device": args.device, "precision": args.precision,
-            "batch_size": args.batch_size, "workers": workers}
+            "batch_size": args.batch_size, "workers": workers, "engine": args.engine}
     log("end-to-end: indexing into a fresh database (child process)...")
     first = _run_child(spec, work, "index")
     rerun = None
@@ -446,12 +463,18 @@ def _bench(args: argparse.Namespace, work: Path) -> int:
         log("re-index of the unchanged tree (child process)...")
         rerun = _run_child(spec, work, "rerun")
 
-    log("loading the model in this process for the ceilings...")
-    import_here_s = _import_torch()
+    log("loading the model in this process for the ceilings, as the index run did...")
+    import_here_s = _import_torch() if args.engine == "torch" else 0.0
     began = time.perf_counter()
-    encoder = Encoder(identity, args.device)
+    announced: list[str] = []
+    # The index run's database holds the converted tower (OpenVINO), so this takes the same engine and precision.
+    encoder = load_indexing_encoder(identity, Device(args.device), Precision(args.precision), Engine(args.engine),
+                                    DataDir(work / "db").openvino, lambda p: synthetic_probes(p.image_size),
+                                    announced.append)
     encoder.use_precision(args.precision)
     load_here_s = time.perf_counter() - began
+    engine = next((line for line in announced if line.startswith("embedding with")), None)
+    engine = engine or f"torch, {getattr(encoder, 'precision', '?')}"
     batch_size = args.batch_size or encoder.default_batch_size
     log(f"decode-only ceiling: {len(paths)} files in {workers} threads...")
     decode = _decode_ceiling(paths, encoder, workers)
@@ -471,10 +494,11 @@ def _bench(args: argparse.Namespace, work: Path) -> int:
     print(f"clipsearch index throughput (clipsearch {_git_revision()} at {REPO})")
     print(f"corpus:  {corpus_line}")
     print(f"model:   {identity.describe()} — {model_note}")
-    print(f"machine: {_describe_machine(encoder.device)}; batch {batch_size}, {workers} decode threads, "
+    device = getattr(encoder, "device", "cpu")
+    print(f"machine: {_describe_machine(device)}; batch {batch_size}, {workers} decode threads, "
           f"input {encoder.preprocessing.image_size} px")
-    print(f"         Python {platform.python_version()}, torch {sys.modules['torch'].__version__}, "
-          f"open_clip {sys.modules['open_clip'].__version__}, Pillow {_pillow_version()}")
+    print(f"engine:  {engine}")
+    print(f"         Python {platform.python_version()}, {_versions()}, Pillow {_pillow_version()}")
     if first["batch_size"] is not None and first["batch_size"] != batch_size:
         print(f"         warning: the index run used batch {first['batch_size']}, the ceiling {batch_size}")
     print()
@@ -500,15 +524,16 @@ def _bench(args: argparse.Namespace, work: Path) -> int:
     if e2e_excl is not None:
         print(f"end-to-end (excl. load) / min(model, decode ceiling) = {e2e_excl / ceilings[bound]:.0%}"
               f"  (the slower ceiling is {bound}: {_rate(ceilings[bound])} images/s)")
-        if encoder.device == "cpu":
+        if device == "cpu":
             print(f"end-to-end (excl. load) / shared-core bound = {e2e_excl / shared:.0%}  (1/(1/model + 1/decode) = "
                   f"{_rate(shared)} images/s: the rate if decoding and the model took turns on the same cores)")
     if "setup_s" in first:
         print(f"end-to-end phases: setup {first['setup_s']:.2f} s (lock, catalogue, model check, crawl), "
               f"processing {first['processing_s']:.2f} s (model load inside), final index save "
               f"{first['finish_s']:.2f} s; process wall {first['process_wall_s']:.2f} s with imports")
-    print(f"model load: {first['load_s']:.2f} s in the index run (after {first['import_s']:.2f} s importing torch and "
-          f"open_clip), {load_here_s:.2f} s again in this process (after {import_here_s:.2f} s importing)")
+    print(f"model load: {first['load_s']:.2f} s in the index run (imports, the engine's conversion or check, the query "
+          f"model; plus {first['import_s']:.2f} s importing torch before it, with --engine torch), {load_here_s:.2f} s "
+          f"again in this process (plus {import_here_s:.2f} s importing)")
     memory = (f"peak RSS: end-to-end index process {_gb(first['peak_rss_bytes'])}, "
               f"this process (ceilings) {_gb(bench_rss)}")
     if rerun is not None:
@@ -523,9 +548,9 @@ def _bench(args: argparse.Namespace, work: Path) -> int:
     if args.json:
         args.json.write_text(json.dumps({
             "clipsearch": _git_revision(), "corpus": str(corpus), "files": len(paths), "bytes": total_bytes,
-            "kinds": dict(kinds), "model": identity.describe(), "device": encoder.device,
+            "kinds": dict(kinds), "model": identity.describe(), "device": device, "engine": engine,
             "precision": encoder.precision,
-            "machine": _describe_machine(encoder.device), "batch_size": batch_size, "workers": workers,
+            "machine": _describe_machine(device), "batch_size": batch_size, "workers": workers,
             "end_to_end": first, "rerun": rerun, "model_ceiling": model_ceiling, "decode_ceiling": decode,
             "read": {"bytes": read_bytes, "seconds": read_s},
             "images_per_s": {"end_to_end_incl_load": e2e_incl, "end_to_end_excl_load": e2e_excl, **ceilings},

@@ -23,6 +23,10 @@ so that load from other work on the machine falls on every configuration alike. 
              ways: as published (Encoder(reparameterize=False)) and with the blocks folded for inference, as
              clipsearch loads them (clipsearch.models.openclip.reparameterize_for_inference). Each embedding is compared
              with the unfolded fp32 one.
+  openvino   where OpenVINO is installed, the image tower converted as `clipsearch index` converts it
+             (clipsearch.models.openvino_engine) and compiled at fp32, bf16 and int8 (int8 only where the CPU has
+             VNNI, as in clipsearch), timed in the same rounds; the table "engine | images/s | x torch fp32 | min
+             cosine to torch fp32" puts every engine and precision side by side.
   text       milliseconds for one short query, through Encoder.embed_texts (torch; the text tower is never
              quantised or reparameterised) and through clipsearch's numpy copy of the model, which `clipsearch
              query` runs instead of torch once it has been exported. Timed in
@@ -200,9 +204,41 @@ def _prepare(name: str, spec: dict, work: Path, log: Callable[[str], None],
                 run["vs_fp32"] = _compare(reference, embeddings)
             configs.append(Timed(name, label, encoder, pixels))
     checkpoint.unlink()  # loaded: the Encoders hold the weights
+    assert fp32_encoder is not None and reference is not None and pixels is not None
+    configs += _openvino_configs(name, fp32_encoder, pixels, reference, runs, work, log)
     result["runs"] = runs
-    assert fp32_encoder is not None
     return result, configs, fp32_encoder
+
+
+def _openvino_configs(name: str, fp32_encoder: Encoder, pixels: np.ndarray, reference: np.ndarray,
+                      runs: dict[str, dict], work: Path, log: Callable[[str], None]) -> list[Timed]:
+    """The image tower converted as `clipsearch index` converts it, compiled at every precision this CPU takes."""
+    from clipsearch.models import openvino_engine as engine
+
+    if engine.openvino_version() is None:
+        return []
+    folder = work / f"{name}-openvino"
+    log(f"{name}: converting the image tower to OpenVINO {engine.openvino_version()}")
+    began = time.perf_counter()
+    engine.convert(fp32_encoder, folder, np.concatenate([pixels[:4], engine.synthetic_probes(pixels.shape[1])]))
+    converted_s = time.perf_counter() - began
+    configs = []
+    for precision in ("fp32", "bf16", "int8"):
+        if precision == "int8" and not (folder / engine.INT8_XML).is_file():
+            continue  # made only where the CPU has VNNI
+        label = f"openvino {precision}"
+        began = time.perf_counter()
+        try:
+            tower = engine.OpenVinoTower(engine._compile(folder, precision, None), fp32_encoder.preprocessing,
+                                         precision)
+        except Exception as error:  # a precision this CPU cannot run
+            log(f"{name}: {label}: {error}")
+            continue
+        runs[label] = {"precision": precision, "load_s": time.perf_counter() - began, "convert_s": converted_s,
+                       "image_params": runs["fp32"]["image_params"],
+                       "vs_fp32": _compare(reference, tower.embed_pixels(pixels))}
+        configs.append(Timed(name, label, tower, pixels))
+    return configs
 
 
 def _query_model(encoder: Encoder, identity: Any, folder: Path) -> tuple[dict, Any]:
@@ -344,14 +380,17 @@ def _measure(models: list[str], spec: dict) -> tuple[list[dict], int]:
 
 
 def _machine() -> str:
-    return f"{cpu_name()}, {os.cpu_count()} cores"
+    from clipsearch.models.openvino_engine import cpu_flags
+
+    shown = ("avx2", "avx512f", "avx512_vnni", "avx_vnni", "avx512_bf16", "amx_bf16", "amx_int8")
+    return f"{cpu_name()}, {os.cpu_count()} cores [{' '.join(f for f in shown if f in cpu_flags()) or 'flags unknown'}]"
 
 
 def _versions() -> dict:
     from importlib.metadata import PackageNotFoundError, version
 
     found = {"python": platform.python_version()}
-    for package in ("torch", "open_clip_torch", "timm"):
+    for package in ("torch", "open_clip_torch", "timm", "openvino"):
         try:
             found[package] = version(package)
         except PackageNotFoundError:
@@ -392,6 +431,7 @@ def _report(results: list[dict], header: dict) -> None:
     if any(run.get("quiet_batches") == 0 for result in results for run in result["runs"].values()):
         print("* no quiet batch: other work kept the machine busy throughout, so this is slower than it should be")
     print()
+    _engine_table(results)
     for result in results:
         runs = result["runs"]
         notes = []
@@ -429,6 +469,25 @@ def _report(results: list[dict], header: dict) -> None:
         print(f"{result['model']}:")
         for note in notes:
             print(f"  {note}")
+
+
+def _engine_table(results: list[dict]) -> None:
+    """Every engine and precision of each model side by side: images/s and the smallest cosine to torch fp32."""
+    for result in results:
+        runs = result["runs"]
+        rows = [(label, run) for label, run in runs.items() if "images_per_s" in run]
+        fp32 = runs["fp32"]["images_per_s"]
+        print(f"{result['model']}, batch {rows[0][1]['batch_size']}:")
+        print("| engine | images/s | x torch fp32 | min cosine to torch fp32 |\n|---|---|---|---|")
+        for label, run in rows:
+            name = label if label.startswith("openvino") else f"torch {run['precision']}"
+            cosine = run["vs_fp32"]["min_cosine"] if "vs_fp32" in run else 1.0
+            print(f"| {name} | {_rate(run)} | {run['images_per_s'] / fp32:.2f} | {cosine:.4f} |")
+        converted = next((run["convert_s"] for run in runs.values() if "convert_s" in run), None)
+        if converted is not None:
+            compiled = ", ".join(f"{label} {run['load_s']:.1f} s" for label, run in runs.items() if "convert_s" in run)
+            print(f"converted to OpenVINO IR in {converted:.1f} s; compiled: {compiled}")
+        print()
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -303,7 +303,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"  index state: {checks['index_state']}")
         for result in checks["similar_results"]:
             print(f"    {result['rank']:>2} {result['score']:.4f} {result['path']}")
-        ok = (checks["status"]["exit"] == 0 and str(checks["index_state"]).startswith("current")
+        state = checks["index_state"]
+        current = (state.get("state") if isinstance(state, dict) else str(state)) == "current"
+        ok = (checks["status"]["exit"] == 0 and current
               and checks["similar"]["exit"] == 0 and len(checks["similar_results"]) == 5)
         figures["verified"] = ok
         print("  verified: the index is current and `similar` answers from the stored vector" if ok

@@ -1,10 +1,13 @@
 """Make the README's pictures with the project's own commands, from the test fixture and the test model.
 
-    python docs/make_pictures.py            # writes docs/contact-sheet.jpg and docs/web.jpg
+    python docs/make_pictures.py                # writes docs/contact-sheet.jpg, docs/web.jpg and docs/locate.jpg
+    python docs/make_pictures.py locate         # only the pictures named: contact-sheet, web, locate
 
 The photo library is the one the tests use (tests/photos.py), written to a temporary folder and indexed
 with the small trained model under tests/model/; the contact sheet is `clipsearch query --contact-sheet`
-and the page is `clipsearch web`, photographed in Debian's Chromium through Playwright.
+and the page is `clipsearch web`, photographed in Debian's Chromium through Playwright. The locate sheet is
+`clipsearch locate --contact-sheet` over small objects on large canvases (tests/small_objects.py, the seed the tests
+measure locate on), four photos of one kind of object.
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+from collections import Counter
 from pathlib import Path
 
 DOCS = Path(__file__).resolve().parent
@@ -21,6 +25,7 @@ REPO = DOCS.parent
 sys.path.insert(0, str(REPO / "tests"))
 
 from photos import write_photo_library  # noqa: E402
+from small_objects import write_small_objects  # noqa: E402
 
 MODEL = ["--model", str(REPO / "tests/model/clipsearch-test-tiny.json"),
          "--pretrained", str(REPO / "tests/model/clipsearch-test-tiny.pt")]
@@ -55,14 +60,29 @@ def photograph_web(db: Path, target: Path) -> None:
         server.wait()
 
 
+def locate_sheet(db: Path, work: Path, target: Path) -> None:
+    """Boxes drawn by `clipsearch locate` on the four photos whose small object is the most common kind."""
+    photos = write_small_objects(work / "small", 120)
+    kinds = Counter(photo.text for photo in photos)
+    text = kinds.most_common(1)[0][0]
+    chosen = [str(photo.path) for photo in photos if photo.text == text][:4]
+    clipsearch("locate", text, *chosen, "--db", str(db), "--top", "1", "--columns", "2", "--cell-size", "480",
+               "--contact-sheet", str(target), "-f", "json")
+
+
 def main() -> int:
+    wanted = set(sys.argv[1:]) or {"contact-sheet", "web", "locate"}
     work = Path(tempfile.mkdtemp(prefix="clipsearch-docs-"))
     photos, db = work / "Photos", work / "db"
     write_photo_library(photos)
     clipsearch("index", str(photos), "--db", str(db), *MODEL, "--thumbnails", "--quiet")
-    clipsearch("query", "a red circle", "--db", str(db), "-n", "10", "--columns", "5", "--cell-size", "200",
-               "--contact-sheet", str(DOCS / "contact-sheet.jpg"), "-f", "paths")
-    photograph_web(db, DOCS / "web.jpg")
+    if "contact-sheet" in wanted:
+        clipsearch("query", "a red circle", "--db", str(db), "-n", "10", "--columns", "5", "--cell-size", "200",
+                   "--contact-sheet", str(DOCS / "contact-sheet.jpg"), "-f", "paths")
+    if "web" in wanted:
+        photograph_web(db, DOCS / "web.jpg")
+    if "locate" in wanted:
+        locate_sheet(db, work, DOCS / "locate.jpg")
     shutil.rmtree(work)
     return 0
 

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import atexit
 import os
+import shutil
 import sys
 import tempfile
 from dataclasses import dataclass
@@ -16,6 +18,7 @@ os.environ["HF_HUB_OFFLINE"] = "1"
 # (session fixtures included, hence here). tests/test_openvino.py runs OpenVINO, the default on a CPU, explicitly.
 os.environ["CLIPSEARCH_ENGINE"] = "torch"
 os.environ["HF_HOME"] = tempfile.mkdtemp(prefix="clipsearch-tests-hf-")
+atexit.register(shutil.rmtree, os.environ["HF_HOME"], ignore_errors=True)
 
 MODEL_DIR = Path(__file__).resolve().parent / "model"
 if str(MODEL_DIR) not in sys.path:  # scenes.py lives there, shared with the model's training script

@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import json
+import re
 import shutil
 from pathlib import Path
+from urllib.parse import urlencode
 
 import numpy as np
 import pytest
 from conftest import IndexedLibrary, run_cli
 from PIL import Image
 from small_objects import SmallObjectPhoto, iou, write_small_objects
+from web_server import running_web
 
 SMALL_OBJECTS = 30
 
@@ -166,6 +169,11 @@ def test_region_vectors_find_small_objects(indexed_library: IndexedLibrary, smal
     # A region names where it matched, as --where would.
     records = json.loads(run_cli("query", moved[0].text, "--db", regions, "-n", "10", "-f", "json").stdout)
     assert all(len(r["box"]) == 4 for r in records if r["path"] == str(moved[0].path))
+    # The web page draws the region on the result's thumbnail, in the photo's own coordinates.
+    with running_web(regions) as web:
+        _, _, page = web.get("/?" + urlencode({"q": moved[0].text, "limit": 10}))
+    drawn = re.findall(r'<rect class="box" x="(\d+)" y="(\d+)" width="(\d+)" height="(\d+)"/>', page.decode())
+    assert drawn and [[int(v) for v in rect] for rect in drawn] == [r["box"] for r in records if r.get("box")]
     # --no-regions drops them; the files' own index answers as before.
     assert run_cli("index", "--db", regions, "--no-regions").exit_code == 0
     assert json.loads(run_cli("status", "--json", "--db", regions).stdout)["regions"] == 0

@@ -46,6 +46,7 @@ def openvino_db(indexed_library: IndexedLibrary, test_model: TinyModel,
     db = tmp_path_factory.mktemp("openvino") / "db"
     result = run_cli("index", indexed_library.root, "--db", db, *model_args(test_model), "--engine", "auto")
     assert result.exit_code == 0, result.stderr
+    assert result.stdout == ""  # the conversion's tools (NNCF) keep quiet: stdout is for results
     return db, result.stderr
 
 
@@ -55,6 +56,10 @@ def test_the_default_engine_on_a_cpu_embeds_like_the_model(openvino_db: tuple[Pa
     assert "converting the image tower to OpenVINO" in stderr and "embedding with OpenVINO" in stderr
     engine = json.loads(run_cli("status", "--json", "--db", db).stdout)["engine"]
     assert engine["name"] == "openvino" and engine["precision"] in ("bf16", "int8", "fp32")
+    # auto's precision is the fastest faithful one, timed on this CPU (where the CPU offers more than fp32)
+    speeds = json.loads((db / "openvino" / "manifest.json").read_text())["speeds"]
+    assert not speeds or speeds[engine["precision"]] == max(speeds.values()), speeds
+    assert len(speeds) <= 1 or "measured here" in engine["reason"], engine
     ours, torch = vectors(db), vectors(indexed_library.db)
     assert ours.keys() == torch.keys()
     cosine = min(float(ours[path] @ torch[path]) for path in ours)
@@ -84,6 +89,9 @@ def test_later_runs_take_the_converted_tower_without_importing_torch(openvino_db
     assert done.returncode == 0, done.stderr
     assert "embedding with OpenVINO" in done.stderr and "converting" not in done.stderr
     assert "indexed 3," in done.stderr
+    # the speeds measured by the first run on this CPU are reused, not measured again
+    manifests = [json.loads((folder / "openvino" / "manifest.json").read_text()) for folder in (openvino_db[0], db)]
+    assert manifests[0]["speeds"] == manifests[1]["speeds"]
 
 
 def test_a_damaged_conversion_is_made_again(openvino_db: tuple[Path, str], indexed_library: IndexedLibrary,

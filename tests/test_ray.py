@@ -136,30 +136,46 @@ def test_when_no_worker_can_read_anything_it_suggests_shipping_bytes(
 
 def test_a_worker_that_dies_is_replaced_and_every_file_comes_once(
         ray_address: str, indexed_library: IndexedLibrary, test_model: TinyModel, tmp_path: Path) -> None:
-    from ray.util.state import list_actors
-
     root = tmp_path / "photos"
-    for copy in range(4):  # enough work that the kill lands mid-run
+    for copy in range(16):  # enough work that the kill lands mid-run, well after the first commit
         shutil.copytree(indexed_library.root, root / f"copy{copy}")
     files = sum(1 for path in root.rglob("*") if path.is_file())
     db = tmp_path / "db"
     driver = subprocess.Popen([sys.executable, "-m", "clipsearch", "index", str(root), "--db", str(db),
                                *map(str, model_args(test_model)), "--ray", ray_address, "--ray-actors", "1"],
                               cwd=REPO, stderr=subprocess.PIPE, text=True)
-    killed = None
+    worker, killed = None, None
     deadline = time.monotonic() + 120
     while killed is None and time.monotonic() < deadline and driver.poll() is None:
-        alive = [actor for actor in list_actors(address=ray_address, filters=[
-            ("class_name", "=", "EmbeddingWorker"), ("state", "=", "ALIVE")]) if actor.pid]
-        if alive and _committed(db) > 0:
-            killed = alive[0].pid
-            os.kill(killed, signal.SIGKILL)
-        time.sleep(0.2)
+        # Asking Ray for its actors takes a while, so the worker is looked up once and the kill waits
+        # only on the catalogue, which is cheap to poll: it lands just after the first committed batch.
+        if worker is None:
+            worker = _embedding_worker_pid(ray_address)
+        elif _committed(db) > 0:
+            os.kill(worker, signal.SIGKILL)
+            killed = worker
+        time.sleep(0.02)
     _, stderr = driver.communicate(timeout=300)
     assert killed is not None, stderr
     assert driver.returncode == 0, stderr
     assert f"indexed {files}," in stderr and "skipped 0" in stderr
     assert _committed(db) == files
+
+
+def test_more_actors_than_the_cluster_can_place_is_one_clear_error(ray_address: str, indexed_library: IndexedLibrary,
+                                                                   test_model: TinyModel, tmp_path: Path) -> None:
+    result = run_cli("index", indexed_library.root, "--db", tmp_path / "db", *model_args(test_model), "--ray",
+                     ray_address, "--ray-actors", "3")  # the test cluster has 2 CPUs: Ray would wait forever
+    assert result.exit_code == 2
+    assert result.stderr.strip().splitlines()[-1] == ("clipsearch: error: --ray-actors 3: the Ray cluster has 2 CPUs, "
+                                                      "so at most 2 actors fit")
+
+
+def _embedding_worker_pid(ray_address: str) -> int | None:
+    from ray.util.state import list_actors
+
+    alive = list_actors(address=ray_address, filters=[("class_name", "=", "EmbeddingWorker"), ("state", "=", "ALIVE")])
+    return next((actor.pid for actor in alive if actor.pid), None)
 
 
 def _committed(db: Path) -> int:

@@ -133,6 +133,16 @@ def test_html_is_one_self_contained_page_with_every_result(indexed_library: Inde
     assert "http://" not in result.stdout and "https://" not in result.stdout
 
 
+@pytest.mark.parametrize("command", [["tags"], ["duplicates"], ["locate", "a red circle", "photo.jpg"],
+                                     ["classify", "photo.jpg", "--labels", "a,b"]])
+def test_html_is_refused_in_one_line_where_there_are_no_results_to_show(indexed_library: IndexedLibrary,
+                                                                      command: list[str]) -> None:
+    result = run_cli(*command, "--db", indexed_library.db, "-f", "html")
+    assert result.exit_code == 2
+    assert result.stderr.strip() == ("clipsearch: error: -f html is for `query` and `similar`, which have the "
+                                     "thumbnails it embeds")
+
+
 def test_preview_in_a_pipe_is_ignored_with_one_warning(indexed_library: IndexedLibrary) -> None:
     done = subprocess.run([sys.executable, "-m", "clipsearch", "query", "a red circle", "--db", indexed_library.db,
                            "-n", "3", "--preview"], cwd=REPO, capture_output=True, env={**os.environ,

@@ -22,11 +22,11 @@ from clipsearch.cli.options import (
 )
 from clipsearch.errors import ExitCode, UsageError
 from clipsearch.models.device import Device
-from clipsearch.output.formats import OutputFormat, choose_format
+from clipsearch.output.formats import OutputFormat, choose_listing_format
 
 
 def _format(output_format: OutputFormat | None, null: bool) -> OutputFormat:
-    return choose_format(output_format, null, sys.stdout.isatty())
+    return choose_listing_format(output_format, null, sys.stdout.isatty())
 
 
 def _width() -> int | None:
@@ -65,6 +65,7 @@ def classify(
     show_traceback: TracebackOption = False,
 ) -> None:
     """Label images zero-shot: for each, the labels ranked by probability."""
+    fmt = _format(output_format, null)
     blas_single_threaded()
     from clipsearch.cli.searching import stdin_lines
     from clipsearch.insight.classify import classify as run
@@ -76,7 +77,7 @@ def classify(
         say("clipsearch: warning: with one label, its probability is always 1: give the others it competes with")
     targets = stdin_lines("image paths") if images == ["-"] else images
     results = run(data_dir(db), targets, chosen, tuple(template or ()), top, device)
-    render_classifications(results, _format(output_format, null), sys.stdout.buffer, _width())
+    render_classifications(results, fmt, sys.stdout.buffer, _width())
 
 
 @command(epilog="Examples:  clipsearch tag  ·  clipsearch tag --vocabulary my-words.txt  ·  clipsearch query beach "

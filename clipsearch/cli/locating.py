@@ -21,7 +21,7 @@ from clipsearch.cli.options import (
 )
 from clipsearch.errors import ExitCode
 from clipsearch.models.device import Device
-from clipsearch.output.formats import choose_format
+from clipsearch.output.formats import choose_listing_format
 from clipsearch.output.sheet import DEFAULT_CELL, DEFAULT_COLUMNS
 from clipsearch.text import visible
 
@@ -50,6 +50,7 @@ def locate(
 
     By default with the database's own CLIP model, scoring crops at several scales (README, "Where in a photo").
     """
+    fmt = choose_listing_format(output_format, null, sys.stdout.isatty())
     blas_single_threaded()
     from clipsearch.cli.searching import stdin_lines
     from clipsearch.output.located import render_located
@@ -67,7 +68,7 @@ def locate(
         from clipsearch.insight.locate import locate as run
 
         found = list(run(data_dir(db), text, paths, top, device, skipped))
-    render_located(found, choose_format(output_format, null, sys.stdout.isatty()), sys.stdout.buffer)
+    render_located(found, fmt, sys.stdout.buffer)
     sys.stdout.flush()
     if contact_sheet is not None and found:
         _sheet(found, text, contact_sheet, columns, cell_size, db)

@@ -65,8 +65,9 @@ PretrainedOption = Annotated[str | None, typer.Option(
 DeviceOption = Annotated[Device, typer.Option("--device", help="Where to run the model: auto picks cuda, then mps, "
                                                                "then cpu.")]
 PrecisionOption = Annotated[Precision, typer.Option(
-    "--precision", help="auto: fp16 on CUDA; on a CPU with OpenVINO, bf16 where the CPU has it, else int8 or fp32, "
-                        "each checked against the model; on a CPU with torch, int8 weights for ViT MLPs.")]
+    "--precision", help="auto: fp16 on CUDA; on a CPU with OpenVINO, the fastest of bf16, int8 and fp32 that "
+                        "the CPU supports (timed once per CPU), each checked against the model; on a CPU with "
+                        "torch, int8 weights for ViT MLPs.")]
 EngineOption = Annotated[Engine, typer.Option(
     "--engine", envvar="CLIPSEARCH_ENGINE", help="What runs the image tower while indexing: auto takes OpenVINO on a "
                                                  "CPU when it is installed, else torch.")]

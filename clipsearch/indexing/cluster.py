@@ -49,9 +49,7 @@ class RaySession:
         self._connect(say)
         gpus = int(self.ray.cluster_resources().get("GPU", 0))
         cpus = int(self.ray.cluster_resources().get("CPU", 1))
-        # A GPU actor gets its share of the CPUs to decode with: decoding, not the GPU, sets the pace.
-        per_actor = options.cpus_per_actor or (max(1, cpus // gpus) if gpus else min(CPUS_PER_CPU_ACTOR, cpus))
-        count = options.actors or gpus or max(1, cpus // per_actor)
+        count, per_actor = _pool_size(options, cpus, gpus)
         self.chunk = CHUNK_FILES["gpu" if gpus else "cpu"]
         worker = self.ray.remote(EmbeddingWorker).options(
             num_cpus=per_actor, num_gpus=1 if gpus else 0, max_restarts=-1, max_task_retries=-1)
@@ -135,3 +133,15 @@ def read_shipped(task: Task) -> bytes | None:
 def unreachable_everywhere(outcomes: list[str], options: RayOptions) -> bool:
     """Whether every file failed on the workers for want of reading it (the library is not mounted there)."""
     return bool(outcomes) and not options.ship_bytes and all(kind == "unreadable" for kind in outcomes)
+
+
+def _pool_size(options: RayOptions, cpus: int, gpus: int) -> tuple[int, int]:
+    """How many actors, and how many CPUs each. A GPU actor gets its share of the CPUs to decode with (decoding,
+    not the GPU, sets the pace); `--ray-actors N` on CPUs shares the cluster's CPUs among the N. Ray would wait
+    forever for actors that cannot be placed, so asking for more than fit is refused."""
+    if options.actors and options.actors > (gpus or cpus):
+        raise UsageError(f"--ray-actors {options.actors}: the Ray cluster has {gpus or cpus} "
+                         f"{'GPUs' if gpus else 'CPUs'}, so at most {gpus or cpus} actors fit")
+    count = options.actors or gpus or max(1, cpus // (options.cpus_per_actor or min(CPUS_PER_CPU_ACTOR, cpus)))
+    per_actor = options.cpus_per_actor or max(1, cpus // count)
+    return count, per_actor

@@ -38,6 +38,7 @@ from clipsearch.models.backend import Encoder
 from clipsearch.models.device import DEFAULT_BATCH_SIZE
 from clipsearch.models.engines import load_indexing_encoder
 from clipsearch.models.identity import MODEL_SETTING, ModelIdentity, resolve_model
+from clipsearch.models.openvino_engine import recorded_engine
 from clipsearch.models.preprocessing import Preprocessing
 from clipsearch.models.query_model_export import refresh_query_model
 from clipsearch.store.catalog import Catalog
@@ -338,7 +339,17 @@ class Indexer:
             return self.options.batch_size
         return self._encoder.default_batch_size if self._encoder else DEFAULT_BATCH_SIZE["cpu"]
 
+    _recorded_preprocessing: Preprocessing | None = None  # read once from a converted tower's manifest
+
     def _preprocessing(self) -> Preprocessing:
+        """The model's input settings. A converted tower's manifest holds them, so decoding can start while the
+        model loads (on the embedding thread) instead of after it."""
+        if self._encoder is None and self.identity is not None:
+            if self._recorded_preprocessing is None:
+                recorded = recorded_engine(self.data_dir.openvino, self.identity)
+                self._recorded_preprocessing = Preprocessing(**recorded.preprocessing) if recorded else None
+            if self._recorded_preprocessing is not None:
+                return self._recorded_preprocessing
         return self._get_encoder().preprocessing
 
     def _probe_pictures(self, preprocessing: Preprocessing) -> np.ndarray:

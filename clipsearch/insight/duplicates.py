@@ -35,6 +35,9 @@ from clipsearch.search.searcher import Searcher
 THRESHOLDS_SETTING = "duplicate_thresholds"
 CALIBRATION_PHOTOS = 24
 NEIGHBOURS = 12
+# Duplicates are a photo's very nearest neighbours, which HNSW finds at a small search breadth: half the default's
+# time over a whole library (bench/library_insight.py).
+NEIGHBOUR_EF = 24
 CHUNK = 8192
 _MARGIN = 0.01
 
@@ -161,7 +164,7 @@ def _pairs(searcher: Searcher, ids: np.ndarray, floor: float) -> list[tuple[int,
     for start in range(0, len(ids), CHUNK):
         chunks = list(searcher.catalog.vectors(ids[start:start + CHUNK].tolist()))
         order = [i for chunk_ids, _ in chunks for i in chunk_ids.tolist()]
-        labels, cosines = index.neighbours(np.concatenate([v for _, v in chunks]), NEIGHBOURS)
+        labels, cosines = index.neighbours(np.concatenate([v for _, v in chunks]), NEIGHBOURS, ef=NEIGHBOUR_EF)
         for own, row_labels, row_cosines in zip(order, labels, cosines):
             for other, cosine in zip(row_labels.tolist(), row_cosines.tolist()):
                 if other != own and other in position and cosine >= floor:

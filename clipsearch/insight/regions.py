@@ -11,7 +11,7 @@ model call per step:
    bounding box is the answer (the way Zeiler and Fergus probed what a network looks at);
 4. that box, scored.
 
-About 60 crops in four model calls a picture. The refined box comes first; the windows of steps 1 and 2 that do
+About 60 crops in five batched model calls a picture. The refined box comes first; the windows of steps 1 and 2 that do
 not overlap it follow, best first (non-maximum suppression). Its limits: one object is refined (the others
 are windows), boxes follow a grid of a sixth of the context's side, and an object much smaller than a twelfth
 of the picture's short side is found only where the model can still see it at that scale.

@@ -6,7 +6,8 @@ OpenVINO version, its files are fingerprinted, and a copy that fails any check i
 With it, `index` embeds images without importing torch. Every load runs the tower on the probe pictures
 saved with it (synthetic ones and the first photos it was converted with) and compares with the torch fp32
 embeddings saved beside them: min cosine >= 0.999 for fp32 and bf16, >= 0.99 for int8, else the next precision
-is tried, and torch is the last resort.
+is tried, and torch is the last resort. Which precision `auto` takes is measured, not assumed: the CPU's features
+name the candidates, and the first load on a CPU times each faithful one and keeps the fastest.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import json
 import os
 import shutil
 import warnings
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -32,26 +33,37 @@ FAITHFUL = {"fp32": 0.999, "bf16": 0.999, "int8": 0.99}
 MIN_COSINE_ENV = "CLIPSEARCH_OPENVINO_MIN_COSINE"  # demand more (or, in tests, too much) of every precision
 
 
-def cpu_flags() -> set[str]:
+def _cpuinfo(name: str) -> str:
+    """A field of the first processor in /proc/cpuinfo ("" where there is none, as on macOS)."""
     try:
         with open("/proc/cpuinfo") as info:
             for line in info:
-                if line.startswith("flags"):
-                    return set(line.split(":", 1)[1].split())
+                if line.split(":", 1)[0].strip() == name:
+                    return line.split(":", 1)[1].strip()
     except OSError:
         pass
-    return set()
+    return ""
+
+
+def cpu_flags() -> set[str]:
+    return set(_cpuinfo("flags").split())
+
+
+def cpu_model() -> str:
+    import platform
+
+    return _cpuinfo("model name") or platform.processor() or platform.machine()
 
 
 def precision_order(requested: str, flags: set[str]) -> tuple[list[str], str]:
-    """The precisions to try, best first, and why."""
+    """The precisions worth trying on a CPU with these features, and why; `auto`'s are then timed (load_checked)."""
     if requested != "auto":
         return [requested], f"--precision {requested}"
-    if {"amx_bf16", "avx512_bf16"} & flags:
-        return ["bf16", "fp32"], f"the CPU has {'AMX' if 'amx_bf16' in flags else 'AVX-512 BF16'}"
-    if {"avx512_vnni", "avx_vnni"} & flags:
-        return ["int8", "fp32"], "the CPU has VNNI (int8) and no bf16"
-    return ["fp32"], "the CPU has neither bf16 nor VNNI"
+    bf16 = "AMX" if "amx_bf16" in flags else "AVX-512 BF16" if "avx512_bf16" in flags else None
+    vnni = bool({"avx512_vnni", "avx_vnni"} & flags)
+    order = (["bf16"] if bf16 else []) + (["int8"] if vnni else []) + ["fp32"]
+    features = " and ".join(name for name in (bf16, "VNNI (int8)" if vnni else None) if name)
+    return order, f"the CPU has {features}" if features else "the CPU has neither bf16 nor VNNI"
 
 
 def openvino_version() -> str | None:
@@ -89,6 +101,8 @@ class Converted:
     precision: str = ""  # chosen at the last load, with its check
     min_cosine: float = 0.0
     reason: str = ""
+    cpu: str = ""  # the CPU the speeds were measured on; another CPU measures them again
+    speeds: dict = field(default_factory=dict)  # images/s of each faithful precision on that CPU
 
 
 def read_converted(folder: Path, identity: ModelIdentity) -> Converted | None:
@@ -137,27 +151,70 @@ def _compile(folder: Path, precision: str, threads: int | None) -> Any:
 def load_checked(folder: Path, identity: ModelIdentity, requested: str, threads: int | None = None,
                  ) -> tuple[OpenVinoTower, Converted] | None:
     """The converted tower at the best precision that passes its check on the saved probes, or None (there is no
-    sound conversion for this model, or no precision passes: torch it is)."""
+    sound conversion for this model, or no precision passes: torch it is).
+
+    With --precision auto, "best" is measured: the CPU's features say which precisions may pay off, and the first
+    load on a CPU times each faithful one on the probes and keeps the fastest (recorded in the manifest, so later
+    loads on that CPU compile only the winner, though they still check it)."""
     converted = read_converted(folder, identity)
     if converted is None:
         return None
     probes, reference = np.load(folder / PROBES), np.load(folder / REFERENCE)
     preprocessing = Preprocessing(**converted.preprocessing)
     order, reason = precision_order(requested, cpu_flags())
+    known = [precision for precision in order if precision in converted.speeds]
+    measured = converted.cpu == cpu_model() and bool(known)
+    if measured:  # only those that passed when timed, fastest first
+        order = sorted(known, key=lambda precision: -converted.speeds[precision])
+    timing = not measured and len(order) > 1
+    speeds = {} if timing else dict(converted.speeds)
+    best: tuple[OpenVinoTower, float, float] | None = None  # the tower, its min cosine, its images/s
     for precision in order:
-        try:
-            tower = OpenVinoTower(_compile(folder, precision, threads), preprocessing, precision)
-            cosine = float(np.min(np.sum(tower.embed_pixels(probes) * reference, axis=1)))
-        except Exception:  # a precision this CPU or OpenVINO cannot compile: the next one
+        checked = _checked_tower(folder, precision, preprocessing, probes, reference, threads)
+        if checked is None:
             continue
-        needed = float(os.environ.get(MIN_COSINE_ENV) or FAITHFUL[precision])
-        if cosine >= needed:
-            chosen = Converted(**{**asdict(converted), "precision": precision, "min_cosine": round(cosine, 6),
-                                  "reason": reason})
-            if chosen != converted:
-                write_json_atomically(folder / MANIFEST, asdict(chosen))
-            return tower, chosen
-    return None
+        if not timing:
+            best = (*checked, 0.0)
+            break
+        speeds[precision] = round(_speed(checked[0], probes), 1)
+        if best is None or speeds[precision] > best[2]:
+            best = (*checked, speeds[precision])  # a slower tower is let go at once: one compiled model at a time
+    if best is None:
+        return None
+    tower, cosine, _ = best
+    if requested == "auto" and len(speeds) > 1:
+        reason += "; measured here: " + ", ".join(f"{p} {rate:g}/s" for p, rate in speeds.items())
+    chosen = Converted(**{**asdict(converted), "precision": tower.precision, "min_cosine": round(cosine, 6),
+                          "reason": reason, "cpu": cpu_model() if timing else converted.cpu, "speeds": speeds})
+    if chosen != converted:
+        write_json_atomically(folder / MANIFEST, asdict(chosen))
+    return tower, chosen
+
+
+def _checked_tower(folder: Path, precision: str, preprocessing: Preprocessing, probes: np.ndarray,
+                   reference: np.ndarray, threads: int | None) -> tuple[OpenVinoTower, float] | None:
+    """The tower compiled at `precision` with its min cosine to torch fp32 on the probes, if that is close enough."""
+    try:
+        tower = OpenVinoTower(_compile(folder, precision, threads), preprocessing, precision)
+        cosine = float(np.min(np.sum(tower.embed_pixels(probes) * reference, axis=1)))
+    except Exception:  # a precision this CPU or OpenVINO cannot compile: the next one
+        return None
+    needed = float(os.environ.get(MIN_COSINE_ENV) or FAITHFUL[precision])
+    return (tower, cosine) if cosine >= needed else None
+
+
+def _speed(tower: OpenVinoTower, probes: np.ndarray, batch: int = 16) -> float:
+    """Images/s on a batch of probes (repeated to `batch`), the best of three after a warm-up."""
+    import time
+
+    pixels = np.resize(probes, (batch, *probes.shape[1:]))
+    tower.embed_pixels(pixels)
+    best = float("inf")
+    for _ in range(3):
+        began = time.perf_counter()
+        tower.embed_pixels(pixels)
+        best = min(best, time.perf_counter() - began)
+    return batch / best
 
 
 def convert(torch_encoder: Any, folder: Path, probes: np.ndarray) -> None:
@@ -204,7 +261,13 @@ def _save_int8(ov: Any, model: Any, folder: Path) -> None:
         import nncf
     except ImportError:  # without NNCF, such CPUs run fp32
         return
-    with warnings.catch_warnings():
+    import contextlib
+    import io
+    import logging
+
+    # NNCF reports its statistics and a progress bar on stdout, which belongs to clipsearch's results.
+    logging.getLogger("nncf").setLevel(logging.ERROR)
+    with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
         warnings.simplefilter("ignore")
         compressed = nncf.compress_weights(model, mode=nncf.CompressWeightsMode.INT8_ASYM)
     ov.save_model(compressed, folder / INT8_XML, compress_to_fp16=False)

@@ -107,7 +107,17 @@ def _table(results: Sequence[SearchResult], out: typing.BinaryIO, options: Rende
 
 def _html_needs_thumbnails(results: Sequence[SearchResult], out: typing.BinaryIO, options: RenderOptions,
                            ) -> list[str]:
-    raise UsageError("-f html is for `query` and `similar`, which have the thumbnails it embeds")
+    raise UsageError(HTML_IS_FOR_RESULTS)
+
+
+HTML_IS_FOR_RESULTS = "-f html is for `query` and `similar`, which have the thumbnails it embeds"
+
+
+def choose_listing_format(chosen: OutputFormat | None, null: bool, stdout_is_terminal: bool) -> OutputFormat:
+    """choose_format for commands that list something other than search results (classify, tags, locate...)."""
+    if chosen is OutputFormat.html:
+        raise UsageError(HTML_IS_FOR_RESULTS)
+    return choose_format(chosen, null, stdout_is_terminal)
 
 
 WRITERS: dict[OutputFormat, Writer] = {

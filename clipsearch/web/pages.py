@@ -34,6 +34,8 @@ class Tile:
     caption: str  # the tooltip: the whole path, size and date
     view: str  # the address of its page
     more: str  # the address of "more like this"
+    size: tuple[int, int] | None = None  # the upright photo's width and height
+    box: tuple[int, int, int, int] | None = None  # where a region matched (index --regions): x, y, w, h
 
 
 def tile(result: SearchResult, query: PageQuery) -> Tile:
@@ -45,8 +47,11 @@ def tile(result: SearchResult, query: PageQuery) -> Tile:
         details.append(f"{result.width}×{result.height}")
     if result.taken_at:
         details.append(result.taken_at.replace("T", " "))
+    size = (result.width, result.height) if result.width and result.height else None
+    box = tuple(result.box) if result.box and size else None
     return Tile(result.id, result.rank, f"{result.score:.3f}", name, folder, " · ".join(details),
-                f"/view/{result.id}" + query.link().removeprefix("/"), query.link(q="", picture="", like=result.id))
+                f"/view/{result.id}" + query.link().removeprefix("/"), query.link(q="", picture="", like=result.id),
+                size, box)
 
 
 async def results_page(request: Request) -> Response:

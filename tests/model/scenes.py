@@ -254,3 +254,21 @@ def shape_captions() -> list[tuple[str, str, str]]:
 
 def arrow_captions() -> list[tuple[str, str]]:
     return [(f"an arrow pointing {d}", d) for d in DIRECTIONS]
+
+
+# Every single-object class of the training data: shapes in every colour, and arrows in every colour and direction.
+TRAINING_CLASSES = ([(s, c, None) for s in SHAPES for c in COLOURS]
+                    + [("arrow", c, d) for c in COLOURS for d in DIRECTIONS])
+
+
+def training_scene(rng: random.Random, index: int, pair: bool) -> tuple[Scene, int, int]:
+    """Item `index` of a training chunk and its canvas: a two-object scene, or one of class index % classes.
+
+    Varied canvas sizes and aspect ratios exercise the real resize-and-crop path."""
+    if pair:
+        scene = random_scene(rng, pair=True)
+    else:
+        kind, colour, direction = TRAINING_CLASSES[index % len(TRAINING_CLASSES)]
+        scene = random_scene(rng, kind=kind, colour=colour, direction=direction)
+    width = rng.randint(72, 200)
+    return scene, width, int(width * rng.choice((1.0, 0.75, 0.5625, 1.333)))

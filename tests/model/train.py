@@ -28,12 +28,12 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
 from quality import measure  # noqa: E402
-from scenes import COLOURS, DIRECTIONS, SHAPES, random_scene, render  # noqa: E402
+from scenes import TRAINING_CLASSES, render, training_scene  # noqa: E402
 
 MODEL_NAME = "clipsearch-test-tiny"
 # One item of each single-object class per batch keeps captions in a batch distinct,
 # which is what ClipLoss's diagonal targets assume.
-CLASSES = [(s, c, None) for s in SHAPES for c in COLOURS] + [("arrow", c, d) for c in COLOURS for d in DIRECTIONS]
+CLASSES = TRAINING_CLASSES
 PAIRS_PER_BATCH = 32
 
 
@@ -44,14 +44,7 @@ def _render_chunk(args: tuple[int, int, bool]) -> tuple[np.ndarray, list[str]]:
     _, _, preprocess = open_clip.create_model_and_transforms(MODEL_NAME)
     images, captions = [], []
     for i in range(count):
-        if pairs:
-            scene = random_scene(rng, pair=True)
-        else:
-            kind, colour, direction = CLASSES[i % len(CLASSES)]
-            scene = random_scene(rng, kind=kind, colour=colour, direction=direction)
-        # Varied canvas sizes and aspect ratios exercise the real resize-and-crop path.
-        width = rng.randint(72, 200)
-        height = int(width * rng.choice((1.0, 0.75, 0.5625, 1.333)))
+        scene, width, height = training_scene(rng, i, pairs)
         images.append(preprocess(render(scene, width, height)).half().numpy())
         captions.append(scene.caption)
     return np.stack(images), captions
