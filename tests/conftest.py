@@ -7,8 +7,10 @@ import os
 import shutil
 import sys
 import tempfile
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
@@ -25,6 +27,9 @@ if str(MODEL_DIR) not in sys.path:  # scenes.py lives there, shared with the mod
     sys.path.insert(0, str(MODEL_DIR))
 
 from photos import Photo, write_photo_library  # noqa: E402
+
+if TYPE_CHECKING:
+    from web_server import WebServer
 
 TEST_MODEL_NAME = "clipsearch-test-tiny"
 TEST_VIT_NAME = "clipsearch-test-tiny-vit"
@@ -155,3 +160,20 @@ def load_encoder(identity, precision: str = "fp32", query_model_to: Path | None 
         encoder.export_query_model(query_model_to)
     encoder.use_precision(precision)
     return encoder
+
+
+@pytest.fixture(scope="module")
+def web_db(indexed_library: IndexedLibrary, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A copy of the indexed photo library's database, for one module's `clipsearch web`."""
+    copy = tmp_path_factory.mktemp("web") / "db"
+    shutil.copytree(indexed_library.db, copy)
+    return copy
+
+
+@pytest.fixture(scope="module")
+def web(web_db: Path) -> Iterator[WebServer]:
+    """`clipsearch web` serving web_db for the module's tests."""
+    from web_server import running_web
+
+    with running_web(web_db) as server:
+        yield server

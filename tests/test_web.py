@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import re
-import shutil
 import sqlite3
-from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
@@ -15,19 +13,6 @@ from conftest import IndexedLibrary
 from web_server import WebServer, multipart, running_web
 
 pytestmark = pytest.mark.slow
-
-
-@pytest.fixture(scope="module")
-def web_db(indexed_library: IndexedLibrary, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    copy = tmp_path_factory.mktemp("web") / "db"
-    shutil.copytree(indexed_library.db, copy)
-    return copy
-
-
-@pytest.fixture(scope="module")
-def web(web_db: Path) -> Iterator[WebServer]:
-    with running_web(web_db) as server:
-        yield server
 
 
 def catalogue_dump(db: Path) -> str:

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 from conftest import IndexedLibrary, run_cli
-from web_server import WebServer, running_web
+from web_server import WebServer
 
 pytestmark = pytest.mark.slow
 
@@ -20,19 +20,6 @@ if CHROMIUM is None:
     if os.environ.get("CLIPSEARCH_REQUIRE_BROWSER"):  # set by .ci/run, which installs it: missing is a failure
         raise RuntimeError("chromium is not installed: apt-get install -y chromium")
     pytest.skip("chromium is not installed (apt-get install -y chromium)", allow_module_level=True)
-
-
-@pytest.fixture(scope="module")
-def web_db(indexed_library: IndexedLibrary, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    copy = tmp_path_factory.mktemp("browser") / "db"
-    shutil.copytree(indexed_library.db, copy)
-    return copy
-
-
-@pytest.fixture(scope="module")
-def web(web_db: Path) -> Iterator[WebServer]:
-    with running_web(web_db) as server:
-        yield server
 
 
 @pytest.fixture(scope="module")

@@ -44,3 +44,17 @@ def pick_device(requested: Device | str = Device.auto) -> str:
     if requested is Device.mps and not mps:
         raise UsageError("--device mps: Apple's Metal backend is not available on this machine")
     return requested.value
+
+
+def torch_quantisation_wanted(precision: Precision | str, device: str, current: str) -> Precision | None:
+    """What `use_precision` asks of a torch encoder: None when nothing is to change (not on a CPU, fp32, or already
+    int8), else auto or int8. Every torch backend refuses bf16 (OpenVINO's) and int8 off a CPU alike."""
+    precision = Precision(precision)
+    if precision is Precision.bf16:
+        raise UsageError("--precision bf16 runs on OpenVINO (--engine openvino): torch's bf16 on a CPU is slower "
+                         "than its fp32")
+    if precision is Precision.int8 and device != "cpu":
+        raise UsageError(f"--precision int8 runs on the CPU only, not on {device}")
+    if device != "cpu" or precision is Precision.fp32 or current == "int8":
+        return None
+    return precision

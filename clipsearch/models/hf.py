@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from clipsearch.errors import ModelError, UsageError
-from clipsearch.models.device import DEFAULT_BATCH_SIZE, Device, Precision, pick_device
+from clipsearch.models.device import DEFAULT_BATCH_SIZE, Device, Precision, pick_device, torch_quantisation_wanted
 from clipsearch.models.hf_identity import PREFIX, repository_snapshot
 from clipsearch.models.identity import ModelIdentity
 from clipsearch.models.preprocessing import Preprocessing
@@ -131,19 +131,14 @@ class HuggingFaceEncoder:
         return ImageTower(self._model).eval()
 
     def use_precision(self, precision: Precision | str) -> None:
-        precision = Precision(precision)
-        if precision is Precision.bf16:
-            raise UsageError("--precision bf16 runs on OpenVINO (--engine openvino): torch's bf16 on a CPU is slower "
-                             "than its fp32")
-        if precision is Precision.int8 and self.device != "cpu":
-            raise UsageError(f"--precision int8 runs on the CPU only, not on {self.device}")
-        if self.device != "cpu" or precision is Precision.fp32 or self.precision == "int8":
+        wanted = torch_quantisation_wanted(precision, self.device, self.precision)
+        if wanted is None:
             return
         cosine = self._quantize_image_mlps()
-        if cosine is None and precision is Precision.int8:
+        if cosine is None and wanted is Precision.int8:
             raise UsageError("--precision int8: this model's image tower has no MLP layers to quantise, or this "
                              "torch cannot; use --precision fp32")
-        if cosine is not None and cosine < INT8_FAITHFUL_COSINE and precision is Precision.int8:
+        if cosine is not None and cosine < INT8_FAITHFUL_COSINE and wanted is Precision.int8:
             raise UsageError(f"--precision int8: this model's int8 image embeddings are only {cosine:.3f} cosine "
                              "from its own; use --precision fp32")
 

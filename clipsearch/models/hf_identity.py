@@ -72,16 +72,21 @@ def weights_sha256(folder: Path, hash_cache: dict[str, list] | None = None) -> s
         raise UsageError(f"{folder}: no weights (*.safetensors or pytorch_model*.bin) in this model directory")
     combined = hashlib.sha256()
     for path in files:
-        stat = path.stat()
-        cached = (hash_cache or {}).get(str(path))
-        if cached and cached[:2] == [stat.st_size, stat.st_mtime_ns]:
-            digest = cached[2]
-        else:
-            digest = _file_sha256(path)
-            if hash_cache is not None:
-                hash_cache[str(path)] = [stat.st_size, stat.st_mtime_ns, digest]
-        combined.update(f"{path.name}\0{digest}\n".encode())
+        combined.update(f"{path.name}\0{file_sha256(path, hash_cache)}\n".encode())
     return combined.hexdigest()
+
+
+def file_sha256(path: Path, hash_cache: dict[str, list] | None = None) -> str:
+    """A file's SHA-256, taken from `hash_cache` while its size and modification time are those it was hashed at
+    (a checkpoint of hundreds of MB is hashed once, not on every command)."""
+    stat = path.stat()
+    cached = (hash_cache or {}).get(str(path))
+    if cached and cached[:2] == [stat.st_size, stat.st_mtime_ns]:
+        return cached[2]
+    digest = _file_sha256(path)
+    if hash_cache is not None:
+        hash_cache[str(path)] = [stat.st_size, stat.st_mtime_ns, digest]
+    return digest
 
 
 def _file_sha256(path: Path) -> str:

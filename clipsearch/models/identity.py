@@ -7,7 +7,6 @@ pay for importing them.
 
 from __future__ import annotations
 
-import hashlib
 import importlib.util
 import json
 from dataclasses import asdict, dataclass
@@ -19,6 +18,7 @@ from clipsearch.errors import ModelMismatchError, UsageError
 from clipsearch.models.hf_identity import PREFIX as HF_PREFIX
 from clipsearch.models.hf_identity import (
     embedding_dim,
+    file_sha256,
     is_hf,
     local_directory,
     read_config,
@@ -148,14 +148,6 @@ def known_architecture(architecture: str) -> dict:
                      "print(open_clip.list_models())\"` lists them; a path to a model config JSON works too)")
 
 
-def _file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        while chunk := handle.read(1 << 20):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 def identify(spec: ModelSpec, hash_cache: dict[str, list] | None = None) -> ModelIdentity:
     """The identity of a spec, without loading the model (a Hugging Face repository is fetched, though)."""
     if spec.is_hf:
@@ -177,14 +169,7 @@ def identify(spec: ModelSpec, hash_cache: dict[str, list] | None = None) -> Mode
     if checkpoint is not None:
         if not checkpoint.is_file():
             raise UsageError(f"--pretrained {spec.pretrained}: no such checkpoint file")
-        stat = checkpoint.stat()
-        cached = (hash_cache or {}).get(str(checkpoint))
-        if cached and cached[:2] == [stat.st_size, stat.st_mtime_ns]:
-            sha = cached[2]
-        else:
-            sha = _file_sha256(checkpoint)
-            if hash_cache is not None:
-                hash_cache[str(checkpoint)] = [stat.st_size, stat.st_mtime_ns, sha]
+        sha = file_sha256(checkpoint, hash_cache)
     return ModelIdentity(
         architecture=spec.architecture,
         pretrained=None if checkpoint else spec.pretrained,

@@ -15,7 +15,7 @@ import numpy as np
 
 from clipsearch.errors import ModelError, UsageError
 from clipsearch.models.checkpoints import checkpoint_error
-from clipsearch.models.device import DEFAULT_BATCH_SIZE, Device, Precision, pick_device
+from clipsearch.models.device import DEFAULT_BATCH_SIZE, Device, Precision, pick_device, torch_quantisation_wanted
 from clipsearch.models.hub import hub_offline, hub_unreachable, quiet_root_logger
 from clipsearch.models.identity import ModelIdentity
 from clipsearch.models.preprocessing import Preprocessing
@@ -57,17 +57,12 @@ class OpenClipEncoder:
         return export_query_model(self._model, self._tokenizer, self.preprocessing, self.identity, folder)
 
     def use_precision(self, precision: Precision | str) -> None:
-        precision = Precision(precision)
-        if precision is Precision.bf16:
-            raise UsageError("--precision bf16 runs on OpenVINO (--engine openvino): torch's bf16 on a CPU is slower "
-                             "than its fp32")
-        if precision is Precision.int8 and self.device != "cpu":
-            raise UsageError(f"--precision int8 runs on the CPU only, not on {self.device}")
-        if self.device != "cpu" or precision is Precision.fp32 or self.precision == "int8":
+        wanted = torch_quantisation_wanted(precision, self.device, self.precision)
+        if wanted is None:
             return
         if _quantize_image_mlps(self._model):
             self.precision = "int8"
-        elif precision is Precision.int8:
+        elif wanted is Precision.int8:
             raise UsageError("--precision int8: this torch has no dynamic int8 quantisation, or the model has "
                              "no transformer layers to quantise; use --precision fp32")
 

@@ -71,11 +71,8 @@ class Library:
         with self.resident.current(catch_up=False) as searcher:
             return searcher.catalog.records([row_id]).get(row_id)
 
-    def thumbnail(self, row_id: int) -> tuple[bytes, str] | None:
+    def thumbnail(self, record: FileRecord) -> tuple[bytes, str] | None:
         """A catalogued photo's thumbnail and its cache key (an ETag), or None when it cannot be read."""
-        record = self.record(row_id)
-        if record is None:
-            return None
         try:
             info = os.stat(record.path)
             key = self.thumbnails.key(record.path, info.st_size, info.st_mtime_ns)

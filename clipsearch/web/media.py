@@ -12,6 +12,7 @@ from starlette.responses import FileResponse, PlainTextResponse, RedirectRespons
 
 from clipsearch.errors import ClipsearchError, ImageError
 from clipsearch.search.results import SearchAnswer
+from clipsearch.store.rows import FileRecord
 from clipsearch.web.library import Library
 from clipsearch.web.pages import render_results
 from clipsearch.web.query import PageQuery
@@ -24,13 +25,19 @@ PLACEHOLDER = (b'<svg xmlns="http://www.w3.org/2000/svg" width="320" height="240
                b'text-anchor="middle" font-family="sans-serif">cannot be read</text></svg>')
 
 
-async def thumbnail(request: Request) -> Response:
+async def _catalogued(request: Request) -> FileRecord | Response:
+    """The photo a request names by catalogue id, or the 404 that says there is none."""
     library: Library = request.app.state.library
     row_id = request.path_params["row_id"]
     record = await run_in_threadpool(library.record, row_id)
-    if record is None:
-        return PlainTextResponse(f"no photo has id {row_id} in this database", status_code=404)
-    made = await run_in_threadpool(library.thumbnail, row_id)
+    return record or PlainTextResponse(f"no photo has id {row_id} in this database", status_code=404)
+
+
+async def thumbnail(request: Request) -> Response:
+    record = await _catalogued(request)
+    if isinstance(record, Response):
+        return record
+    made = await run_in_threadpool(request.app.state.library.thumbnail, record)
     if made is None:  # gone or unreadable since it was indexed: a placeholder, not a broken image
         return Response(PLACEHOLDER, media_type="image/svg+xml", headers={"cache-control": "no-store"})
     data, key = made
@@ -43,11 +50,9 @@ async def thumbnail(request: Request) -> Response:
 
 async def photo(request: Request) -> Response:
     """The photo itself when a browser can show its format, else a large JPEG made from it."""
-    library: Library = request.app.state.library
-    row_id = request.path_params["row_id"]
-    record = await run_in_threadpool(library.record, row_id)
-    if record is None:
-        return PlainTextResponse(f"no photo has id {row_id} in this database", status_code=404)
+    record = await _catalogued(request)
+    if isinstance(record, Response):
+        return record
     path = record.path
     if not os.path.isfile(path):
         return PlainTextResponse("the file is no longer there", status_code=404)
