@@ -65,6 +65,11 @@ def test_queries_need_no_model_files_and_one_message_names_both_flags(tmp_path: 
     fixed = run_cli("similar", outside, "--db", db, "--model", moved / own_model.config.name,
                     "--pretrained", moved / own_model.checkpoint.name)
     assert fixed.exit_code == 0, fixed.stderr
+    # A search only reads: the database learns the new place from the next writer told of it.
+    assert "moved" in one_error_line(run_cli("similar", outside, "--db", db))
+    told = run_cli("index", "--db", db, "--model", moved / own_model.config.name, "--pretrained",
+                   moved / own_model.checkpoint.name)
+    assert told.exit_code == 0, told.stderr
     assert run_cli("similar", outside, "--db", db).exit_code == 0  # the database remembers where they are now
 
 

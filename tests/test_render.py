@@ -13,7 +13,7 @@ from conftest import run_cli
 
 from clipsearch.output.formats import OutputFormat, RenderOptions, choose_format, render_results
 from clipsearch.output.tabular import NEWLINE_WARNING
-from clipsearch.search.results import SearchResult
+from clipsearch.search.results import Result
 
 AWKWARD_PATHS = [
     "/photos/plain.jpg",
@@ -28,9 +28,9 @@ AWKWARD_PATHS = [
 ]
 
 
-def make_results(paths: list[str], query: str | None = None) -> list[SearchResult]:
+def make_results(paths: list[str], query: str | None = None) -> list[Result]:
     return [
-        SearchResult(
+        Result(
             rank=i + 1,
             score=0.9 - i * 0.0123456,
             path=p,
@@ -43,13 +43,13 @@ def make_results(paths: list[str], query: str | None = None) -> list[SearchResul
     ]
 
 
-def render(results: list[SearchResult], fmt: str, **kwargs: object) -> tuple[bytes, list[str]]:
+def render(results: list[Result], fmt: str, **kwargs: object) -> tuple[bytes, list[str]]:
     out = io.BytesIO()
     warnings = render_results(results, OutputFormat(fmt), out, RenderOptions(**kwargs))
     return out.getvalue(), warnings
 
 
-def expected_record(r: SearchResult) -> dict[str, object]:
+def expected_record(r: Result) -> dict[str, object]:
     return {
         "rank": r.rank,
         "score": round(r.score, 4),
@@ -87,7 +87,7 @@ def test_json_paths_give_back_the_original_bytes() -> None:
 
 
 def test_json_scores_are_rounded_to_four_decimals() -> None:
-    data, _ = render([SearchResult(1, 0.123456789, "/a.jpg", 1, 1, None)], "json")
+    data, _ = render([Result(1, 0.123456789, "/a.jpg", 1, 1, None)], "json")
     assert json.loads(data)[0]["score"] == 0.1235
 
 
@@ -248,6 +248,6 @@ def test_the_table_fits_its_terminal_and_never_cuts_a_file_name(width: int) -> N
 
 
 def test_columns_empty_for_every_result_are_left_out() -> None:
-    results = [SearchResult(1, 0.5, "/p/a.jpg", None, None, None), SearchResult(2, 0.4, "/p/b.jpg", None, None, None)]
+    results = [Result(1, 0.5, "/p/a.jpg", None, None, None), Result(2, 0.4, "/p/b.jpg", None, None, None)]
     header = render(results, "table", console_width=120)[0].decode().splitlines()[0].split()
     assert header == ["#", "score", "path"]

@@ -17,8 +17,7 @@ import pytest
 from conftest import IndexedLibrary, TinyModel, model_args, run_cli
 
 from clipsearch.config import DataDir
-from clipsearch.search.client import server_info
-from clipsearch.search.protocol import socket_path
+from clipsearch.library.remote import server_info, socket_path
 
 pytestmark = pytest.mark.slow  # the quick tier (-m "not slow") leaves these to CI
 
@@ -83,6 +82,44 @@ def test_queries_go_through_the_server_and_answer_the_same(db: Path, indexed_lib
         monkeypatch.setenv("CLIPSEARCH_NO_SERVER", "1")
         assert search("query", "a purple circle", "--db", db) == direct_text
         assert answered(db) == 3  # neither the refused empty query nor the in-process search counts
+
+
+# Every kind of question a command asks, answered by the running server: the client process imports no torch.
+_CLIENT = """
+import json, sys
+from clipsearch.cli import app
+photo, db = sys.argv[1], sys.argv[2]
+commands = [
+    ["query", "a red circle", "--where", "-n", "2"],
+    ["similar", photo, "-n", "3"],
+    ["classify", photo, "--labels", "red circle,blue square,green triangle"],
+    ["query", "a shape", "--after", "2019", "--camera", "canon", "-n", "3"],
+    ["locate", "a red circle", photo, "--top", "1"],
+    ["duplicates"],
+]
+for command in commands:
+    try:
+        app([*command, "--db", db, "-f", "json"])
+    except SystemExit as done:
+        assert done.code in (0, 1), (command, done.code)
+heavy = sorted(m for m in ("torch", "open_clip", "transformers", "openvino") if m in sys.modules)
+print(json.dumps(heavy), file=sys.stderr)
+"""
+
+
+def test_every_kind_of_question_is_answered_by_the_server_without_loading_a_model(
+        db: Path, indexed_library: IndexedLibrary) -> None:
+    photo = str(next(p.path for p in indexed_library.photos if p.path.suffix.lower() == ".jpg"))
+    with running_server(db):
+        # Once, so that the server has loaded what --where and locate need; the boxes come back with the results.
+        where = search("query", "a red circle", "--where", "--db", db, "-n", "2")
+        assert [len(result["box"]) for result in where] == [4, 4]
+        before = answered(db)
+        done = subprocess.run([sys.executable, "-c", _CLIENT, photo, str(db)], cwd=REPO, capture_output=True,
+                              text=True, timeout=120)
+        assert done.returncode == 0, done.stderr
+        assert json.loads(done.stderr.strip().splitlines()[-1]) == []
+        assert answered(db) == before + 6
 
 
 def test_the_socket_is_private(db: Path) -> None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import json
 import signal
 from typing import Annotated
@@ -25,10 +24,10 @@ def status(
     show_traceback: TracebackOption = False,
 ) -> None:
     """Show where the database is, which model it uses, and what it holds."""
+    from clipsearch.library import Library
     from clipsearch.output.status_text import status_lines
-    from clipsearch.search.status import database_status
 
-    report = database_status(data_dir(db), list_skipped=skipped)
+    report = Library(data_dir(db).root).status(skipped=skipped)
     if as_json:
         typer.echo(json.dumps(report.to_dict(), indent=2))
         return
@@ -50,16 +49,17 @@ def serve(
     does not. Its socket is private to you. Stop it with Ctrl-C (or SIGTERM).
     """
     blas_single_threaded()
-    from clipsearch.search.server import SearchServer, ServeOptions
+    from clipsearch.web.server import ServeOptions, Started, run_server
 
     folder = data_dir(db)
-    server = SearchServer(folder, ServeOptions(device, idle_timeout * 60 if idle_timeout else None))
     signal.signal(signal.SIGTERM, _stop_serving)
     say(f"loading {folder.root}")
-    with contextlib.suppress(KeyboardInterrupt):
-        server.serve(on_ready=lambda path: say(f"serving {folder.root} on {path} (Ctrl-C to stop)"),
-                     on_idle=lambda minutes: say(f"idle for {minutes:.0f} min (--idle-timeout): stopping"))
-    say(f"stopped after answering {plural(server.answered, 'request')}")
+    def started(where: Started) -> None:
+        say(f"serving {folder.root} on {where.socket} (Ctrl-C to stop)")
+
+    answered = run_server(folder, ServeOptions(device, idle_timeout * 60 if idle_timeout else None), started,
+                          on_idle=lambda minutes: say(f"idle for {minutes:.0f} min (--idle-timeout): stopping"))
+    say(f"stopped after answering {plural(answered, 'request')}")
 
 
 def _stop_serving(signum: int, frame: object) -> None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Annotated
 
@@ -21,7 +20,6 @@ from clipsearch.cli.options import (
     RayOption,
     RayShipBytesOption,
     TracebackOption,
-    data_dir,
     finite,
 )
 from clipsearch.cli.progress import index_reporter
@@ -91,20 +89,17 @@ def index(
     Incremental: unchanged files are not decoded again, and moved or renamed files keep their vectors. Each folder
     remembers its crawl options, so a plain `clipsearch index` later does what the first run did.
     """
-    from clipsearch.indexing.pipeline import index_paths
-    from clipsearch.indexing.progress import IndexOptions
+    from clipsearch.cli.searching import open_library
     from clipsearch.models.engines import wants_openvino
 
     wants_openvino(engine, device, precision)  # an impossible choice is said before any crawl
     changes = _crawl_changes(include_hidden, follow_symlinks, exclude, no_exclude, max_megapixels)
-    options = IndexOptions(
-        roots=tuple(str(p) for p in paths or ()), changes=changes, model=model, pretrained=pretrained,
-        reindex=reindex, device=device, precision=precision, engine=engine, batch_size=batch_size, workers=workers,
-        wait_for_lock=not no_wait, thumbnails=thumbnails, ray=ray_options(ray, ray_ship_bytes, ray_actors),
-        regions=regions,
-    )
+    library = open_library(db)
     with index_reporter(quiet) as reporter:
-        stats = index_paths(data_dir(db), options, reporter)
+        stats = library.index(paths or (), model=model, pretrained=pretrained, device=device, precision=precision,
+                              engine=engine, reindex=reindex, regions=regions, thumbnails=thumbnails,
+                              batch_size=batch_size, workers=workers, wait=not no_wait, reporter=reporter,
+                              changes=changes, ray=ray_options(ray, ray_ship_bytes, ray_actors))
     for line in summary(stats, quiet):
         say(line)
     if stats.interrupted:
@@ -163,11 +158,10 @@ def forget(
     show_traceback: TracebackOption = False,
 ) -> None:
     """Remove files or whole folders from the database. Exit code 1 if nothing matched."""
-    from clipsearch.indexing.forget import forget_paths
+    from clipsearch.cli.searching import open_library
     from clipsearch.indexing.progress import Reporter
 
-    targets = [os.path.realpath(p) for p in paths]
-    forgotten = forget_paths(data_dir(db), targets, wait=not no_wait, reporter=Reporter(message=say))
+    forgotten = open_library(db).forget(paths, wait=not no_wait, reporter=Reporter(message=say))
     folders = f" and {plural(forgotten.roots, 'indexed folder')}" if forgotten.roots else ""
     say(f"forgot {plural(forgotten.files, 'file')}{folders}")
     if not forgotten.files and not forgotten.roots:

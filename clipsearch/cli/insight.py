@@ -17,11 +17,11 @@ from clipsearch.cli.options import (
     NullOption,
     TracebackOption,
     WithinOption,
-    data_dir,
     finite,
 )
 from clipsearch.errors import ExitCode, UsageError
 from clipsearch.models.device import Device
+from clipsearch.models.identity import ModelChoice
 from clipsearch.output.formats import OutputFormat, choose_listing_format
 
 
@@ -67,8 +67,7 @@ def classify(
     """Label images zero-shot: for each, the labels ranked by probability."""
     fmt = _format(output_format, null)
     blas_single_threaded()
-    from clipsearch.cli.searching import stdin_lines
-    from clipsearch.insight.classify import classify as run
+    from clipsearch.cli.searching import open_library, stdin_lines
     from clipsearch.insight.classify import parse_labels
     from clipsearch.output.insight import render_classifications
 
@@ -76,7 +75,8 @@ def classify(
     if len(chosen) == 1:
         say("clipsearch: warning: with one label, its probability is always 1: give the others it competes with")
     targets = stdin_lines("image paths") if images == ["-"] else images
-    results = run(data_dir(db), targets, chosen, tuple(template or ()), top, device)
+    with open_library(db, ModelChoice(device=device)) as library:
+        results = library.classify(targets, chosen, templates=tuple(template or ()), top=top)
     render_classifications(results, fmt, sys.stdout.buffer, _width())
 
 
@@ -96,13 +96,10 @@ def tag(
 ) -> None:
     """Tag every photo from a vocabulary; later `index` runs tag new photos as they come."""
     blas_single_threaded()
-    from clipsearch.insight.tagging import tag_library
-    from clipsearch.insight.vocabulary import BUILT_IN, read_vocabulary
-    from clipsearch.models.zero_shot import TagRule
+    from clipsearch.cli.searching import open_library
 
-    words = read_vocabulary(vocabulary) if vocabulary else BUILT_IN
-    rule = TagRule() if min_probability is None else TagRule(min_probability=min_probability)
-    report = tag_library(data_dir(db), words, rule, wait=not no_wait, device=device)
+    with open_library(db, ModelChoice(device=device)) as library:
+        report = library.tag(vocabulary, min_probability=min_probability, wait=not no_wait)
     say(f"tagged {report.tagged} of {report.photos} photos with {report.tags} tags from {report.labels} labels")
 
 
@@ -117,16 +114,17 @@ def tags(
     show_traceback: TracebackOption = False,
 ) -> None:
     """List the tags with how many photos have each, or the photos with one tag, most probable first."""
-    from clipsearch.insight.tagging import tag_counts, tagged
+    from clipsearch.cli.searching import open_library
     from clipsearch.output.insight import render_tag_counts, render_tagged
 
     fmt = _format(output_format, null)
+    library = open_library(db)
     if name is None:
-        counts = tag_counts(data_dir(db))[:limit]
+        counts = library.tags()[:limit]
         render_tag_counts(counts, fmt, sys.stdout.buffer, _width())
         found = bool(counts)
     else:
-        files = tagged(data_dir(db), name)[:limit]
+        files = library.tagged(name)[:limit]
         render_tagged(name, files, fmt, sys.stdout.buffer, _width())
         found = bool(files)
     if not found:
@@ -150,10 +148,11 @@ def duplicates(
 ) -> None:
     """Find exact copies and other versions of the same picture (and, with --similar, bursts)."""
     blas_single_threaded()
-    from clipsearch.insight.duplicates import find_duplicates
+    from clipsearch.cli.searching import open_library
     from clipsearch.output.insight import render_duplicates
 
-    groups, _ = find_duplicates(data_dir(db), [str(w) for w in within or ()], include_similar, threshold)
+    with open_library(db) as library:
+        groups = library.duplicates(within=within or (), include_similar=include_similar, threshold=threshold)
     render_duplicates(groups, _format(output_format, null), sys.stdout.buffer, _width())
     if not groups:
         raise typer.Exit(ExitCode.NOTHING_FOUND)

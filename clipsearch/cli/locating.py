@@ -21,6 +21,7 @@ from clipsearch.cli.options import (
 )
 from clipsearch.errors import ExitCode
 from clipsearch.models.device import Device
+from clipsearch.models.identity import ModelChoice
 from clipsearch.output.formats import choose_listing_format
 from clipsearch.output.sheet import DEFAULT_CELL, DEFAULT_COLUMNS
 from clipsearch.text import visible
@@ -52,7 +53,7 @@ def locate(
     """
     fmt = choose_listing_format(output_format, null, sys.stdout.isatty())
     blas_single_threaded()
-    from clipsearch.cli.searching import stdin_lines
+    from clipsearch.cli.searching import open_library, stdin_lines
     from clipsearch.output.located import render_located
 
     paths = stdin_lines("image paths") if images == ["-"] else images
@@ -65,9 +66,8 @@ def locate(
 
         found = list(detect(detector, text, paths, top, device, skipped))
     else:
-        from clipsearch.insight.locate import locate as run
-
-        found = list(run(data_dir(db), text, paths, top, device, skipped))
+        with open_library(db, ModelChoice(device=device)) as library:
+            found = library.locate(text, paths, top=top, skipped=skipped)
     render_located(found, fmt, sys.stdout.buffer)
     sys.stdout.flush()
     if contact_sheet is not None and found:
@@ -80,10 +80,10 @@ def _sheet(found, text: str, target, columns: int, cell_size: int, db) -> None:
     """One cell per box, the box drawn over its picture."""
     from clipsearch.cli.presenting import thumbnails_of
     from clipsearch.output.sheet import SheetOptions, write_contact_sheets
-    from clipsearch.search.results import SearchResult
+    from clipsearch.search.results import Result
 
     thumbnail = thumbnails_of(data_dir(db))
-    cells = [SearchResult(f.rank, f.score, f.path, f.width, f.height, None, text, box=f.box.as_list()) for f in found]
+    cells = [Result(f.rank, f.score, f.path, f.width, f.height, None, text, box=f.box.as_list()) for f in found]
 
     def jpeg(path: str) -> bytes:
         data = thumbnail(path)

@@ -43,9 +43,10 @@ from clipsearch.cli.options import (
 from clipsearch.cli.presenting import Presentation
 from clipsearch.errors import ExitCode, UsageError
 from clipsearch.models.device import Device, Precision
+from clipsearch.models.identity import ModelChoice
 from clipsearch.output.formats import OutputFormat
 from clipsearch.output.sheet import DEFAULT_CELL, DEFAULT_COLUMNS
-from clipsearch.search.request import Filters, QueryKind, QueryOptions, SortKey, Term, weighted
+from clipsearch.search.request import QueryKind, QueryOptions, SortKey, query_options
 
 
 def _queries(arguments: list[str], what: str) -> list[str]:
@@ -65,49 +66,41 @@ def stdin_lines(what: str) -> list[str]:
     return lines
 
 
+def open_library(db: Path | None, choice: ModelChoice | None = None):  # -> clipsearch.Library
+    from clipsearch.library import Library
+
+    choice = choice or ModelChoice()
+    return Library(data_dir(db).root, model=choice.model, pretrained=choice.pretrained, device=choice.device,
+                   precision=choice.precision)
+
+
 def _search_and_render(kind: QueryKind, queries: list[str], options: QueryOptions, db: Path | None,
-                       how: Presentation, **model_choice) -> None:
+                       how: Presentation, choice: ModelChoice) -> None:
     blas_single_threaded()
     from clipsearch.cli.presenting import present
-    from clipsearch.search.router import run_search
 
-    folder = data_dir(db)
-    answer = run_search(folder, kind, queries, options, **model_choice)
-    if how.where and answer.results:
-        from clipsearch.insight.locate import with_boxes
-
-        answer = with_boxes(folder, answer, model_choice.get("device", Device.auto))
-    for warning in present(kind, queries, answer, how, folder):
-        say(f"clipsearch: warning: {warning}")
+    with open_library(db, choice) as library:
+        answer = library.answer(kind, queries, options, where=how.where)
+        for warning in present(kind, queries, answer, how, library.data_dir):
+            say(f"clipsearch: warning: {warning}")
     if not answer.results:
         if sys.stdout.isatty() and how.output_format in (None, OutputFormat.table):
             say("no matches")
         raise typer.Exit(ExitCode.NOTHING_FOUND)
 
 
-# Subtracting a term at full weight overshoots: results move towards its opposite more than away from it
-# (README, "Combined queries" gives the measurement behind the half).
-NOT_WEIGHT = 0.5
-
 QUERY_EXAMPLES = ("Examples:  clipsearch query sunset beach  ·  clipsearch query 'dog in snow' -n 20 --link-to "
                   "~/picks  ·  printf 'cat\\ndog\\n' | clipsearch query - -f jsonl")
 
 
-def query_options(*, limit: int, min_score: float | None, within: list[Path] | None, include_self: bool = False,
-                  after: str | None = None, before: str | None = None, undated: bool = False,
-                  camera: str | None = None, tag: list[str] | None = None, no_tag: list[str] | None = None,
-                  sort: SortKey = SortKey.score, and_: list[str] | None = None, not_: list[str] | None = None,
-                  like: list[str] | None = None) -> QueryOptions:
-    """What the search options say, as the core takes them: filters, and the terms of a combined query."""
-    filters = Filters.from_options(after=after, before=before, undated=undated, camera=camera,
-                                   tags=tuple(tag or ()), no_tags=tuple(no_tag or ()))
-    if undated and not filters.dated:
-        raise UsageError("--undated keeps undated photos in a search by date: give --after or --before too")
-    terms = [Term(QueryKind.text, *weighted(text, 1.0)) for text in and_ or ()]
-    terms += [Term(QueryKind.text, text, -weight) for text, weight in (weighted(t, NOT_WEIGHT) for t in not_ or ())]
-    terms += [Term(QueryKind.image, *weighted(image, 1.0)) for image in like or ()]
-    return QueryOptions(limit=limit, min_score=min_score, within=tuple(str(w) for w in within or ()),
-                        include_self=include_self, filters=filters, sort=sort, terms=tuple(terms))
+def cli_query_options(*, limit: int, min_score: float | None, within: list[Path] | None, include_self: bool = False,
+                      after: str | None = None, before: str | None = None, undated: bool = False,
+                      camera: str | None = None, tag: list[str] | None = None, no_tag: list[str] | None = None,
+                      sort: SortKey = SortKey.score, and_: list[str] | None = None, not_: list[str] | None = None,
+                      like: list[str] | None = None) -> QueryOptions:
+    return query_options(limit=limit, min_score=min_score, within=within or (), include_self=include_self,
+                         after=after, before=before, undated=undated, camera=camera, tags=tag or (),
+                         no_tags=no_tag or (), sort=sort, also=and_ or (), without=not_ or (), like=like or ())
 
 
 @command(epilog=QUERY_EXAMPLES)
@@ -144,11 +137,11 @@ def query(
 ) -> None:
     """Find photos matching a description. Exit code 0 if something was found, 1 if not, 2 on error."""
     queries = _queries(text, "queries") if "-" in text else [" ".join(text)]
-    options = query_options(limit=limit, min_score=min_score, within=within, after=after, before=before,
-                            undated=undated, camera=camera, tag=tag, no_tag=no_tag, sort=sort, and_=and_,
-                            not_=not_, like=like)
+    options = cli_query_options(limit=limit, min_score=min_score, within=within, after=after, before=before,
+                                undated=undated, camera=camera, tag=tag, no_tag=no_tag, sort=sort, and_=and_,
+                                not_=not_, like=like)
     how = Presentation(output_format, null, link_to, contact_sheet, columns, cell_size, preview, where)
-    _search_and_render(QueryKind.text, queries, options, db, how, model=model, pretrained=pretrained, device=device)
+    _search_and_render(QueryKind.text, queries, options, db, how, ModelChoice(model, pretrained, device))
 
 
 @command(epilog="Examples:  clipsearch similar ~/Photos/2019/img_0042.jpg  ·  clipsearch similar IMG_0042.jpg "
@@ -186,12 +179,11 @@ def similar(
 ) -> None:
     """Find photos that look like the given ones."""
     queries = _queries(images, "image paths")
-    options = query_options(limit=limit, min_score=min_score, within=within, include_self=include_self,
-                            after=after, before=before, undated=undated, camera=camera, tag=tag, no_tag=no_tag,
-                            sort=sort, and_=and_, not_=not_)
+    options = cli_query_options(limit=limit, min_score=min_score, within=within, include_self=include_self,
+                                after=after, before=before, undated=undated, camera=camera, tag=tag, no_tag=no_tag,
+                                sort=sort, and_=and_, not_=not_)
     how = Presentation(output_format, null, link_to, contact_sheet, columns, cell_size, preview)
-    _search_and_render(QueryKind.image, queries, options, db, how, model=model, pretrained=pretrained,
-                       device=device, precision=precision)
+    _search_and_render(QueryKind.image, queries, options, db, how, ModelChoice(model, pretrained, device, precision))
 
 
 # People type `search` as often as `query`: the same command under both names.

@@ -32,7 +32,7 @@ def web(
     """
     blas_single_threaded()
     from clipsearch.web.security import is_loopback
-    from clipsearch.web.server import Started, WebOptions, run_web
+    from clipsearch.web.server import PageOptions, ServeOptions, Started, run_server
 
     folder = data_dir(db)
     if not is_loopback(host):
@@ -46,7 +46,7 @@ def web(
     signal.signal(signal.SIGTERM, _stop)
     say(f"loading {folder.root}")
     with contextlib.suppress(KeyboardInterrupt):
-        run_web(folder, WebOptions(host, port, open_browser, device), started)
+        run_server(folder, ServeOptions(device, page=PageOptions(host, port, open_browser)), started)
     say("stopped")
 
 

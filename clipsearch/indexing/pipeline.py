@@ -145,7 +145,7 @@ class Indexer:
         if catalog.get_setting("catalog_id") is None:
             catalog.set_setting("catalog_id", uuid.uuid4().hex)
         options = self.options
-        choice = resolve_model(catalog, options.model, options.pretrained, reindex=options.reindex)
+        choice = resolve_model(catalog, options.model, options.pretrained, reindex=options.reindex, record=True)
         asked = options.model is not None or options.pretrained is not None
         self.switch = switch.decide(catalog, choice, asked, self.reporter.message)
         self.identity = self.switch.target or choice.identity

@@ -17,7 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from clipsearch.config import DataDir
-from clipsearch.models.identity import MODEL_SETTING, ModelChoice, ModelIdentity
+from clipsearch.models.identity import MODEL_SETTING, ModelIdentity, ResolvedModel
 from clipsearch.store.catalog import Catalog
 
 
@@ -36,7 +36,7 @@ def pending_switch(catalog: Catalog) -> ModelIdentity | None:
     return ModelIdentity.from_dict(stored) if stored else None
 
 
-def decide(catalog: Catalog, choice: ModelChoice, asked: bool, say: Callable[[str], None]) -> SwitchPlan:
+def decide(catalog: Catalog, choice: ResolvedModel, asked: bool, say: Callable[[str], None]) -> SwitchPlan:
     """Whether this run switches models: a switch asked for now, or one a previous run left unfinished."""
     pending = pending_switch(catalog)
     if choice.changed and choice.recorded is not None and catalog.count():

@@ -12,9 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from clipsearch.config import DataDir
 from clipsearch.errors import UsageError
-from clipsearch.models.device import Device
 from clipsearch.models.zero_shot import DEFAULT_TEMPLATES, label_vectors, probabilities
 from clipsearch.search.searcher import Searcher
 from clipsearch.text import visible
@@ -60,19 +58,19 @@ def _targets(searcher: Searcher, images: Sequence[str]) -> Iterator[tuple[str, n
             yield image, searcher.image_vector(image, include_self=True)[0]
 
 
-def classify(data_dir: DataDir, images: Sequence[str], labels: Sequence[str], templates: Sequence[str] = (),
-             top: int = 5, device: Device = Device.auto) -> list[Classification]:
+def classify(searcher: Searcher, images: Sequence[str], labels: Sequence[str], templates: Sequence[str] = (),
+             top: int = 5) -> list[Classification]:
     """Each image's `top` labels by probability, the probabilities a softmax over all the labels."""
     if top < 1:
         raise UsageError("--top must be at least 1")
+    if not labels:
+        raise UsageError("no labels: give the labels the images compete for")
     chosen = _check_templates(templates) if templates else DEFAULT_TEMPLATES
-    searcher = Searcher(data_dir, device=device)
-    try:
-        targets = list(_targets(searcher, images))
-        vectors = label_vectors(searcher.embedder.texts, labels, [chosen] * len(labels))
-        probs = probabilities(np.stack([v for _, v in targets]), vectors, searcher.embedder.logit_scale)
-    finally:
-        searcher.close()
+    targets = list(_targets(searcher, images))
+    if not targets:
+        raise UsageError("no images to classify")
+    vectors = label_vectors(searcher.embedder.texts, labels, [chosen] * len(labels))
+    probs = probabilities(np.stack([v for _, v in targets]), vectors, searcher.embedder.logit_scale)
     results = []
     for (path, _), row in zip(targets, probs):
         order = np.argsort(-row, kind="stable")[:top]

@@ -24,7 +24,6 @@ from datetime import datetime
 
 import numpy as np
 
-from clipsearch.config import DataDir
 from clipsearch.errors import CatalogError, ImageError, UsageError
 from clipsearch.imaging.decode import decode_image, read_file
 from clipsearch.models.identity import ModelIdentity
@@ -172,29 +171,25 @@ def _pairs(searcher: Searcher, ids: np.ndarray, floor: float) -> list[tuple[int,
     return [(a, b, c) for (a, b), c in pairs.items()]
 
 
-def find_duplicates(data_dir: DataDir, within: Sequence[str] = (), include_similar: bool = False,
+def find_duplicates(searcher: Searcher, within: Sequence[str] = (), include_similar: bool = False,
                     threshold: float | None = None) -> tuple[list[DuplicateGroup], Thresholds]:
     """The groups, largest first, and the thresholds that made them (--threshold sets the near one)."""
-    searcher = Searcher(data_dir)
-    try:
-        folders = list(candidates_for(searcher.catalog, QueryOptions(within=tuple(within))).folders)
-        photos = [_Photo(row[0], row[1], row[2], (row[3] or 0) * (row[4] or 0), row[5],
-                         " ".join(filter(None, row[6:8])) or None, row[8])
-                  for row in searcher.catalog.duplicate_facts(folders)]
-        measured = _thresholds(searcher, photos)
-        if threshold is not None:
-            if not 0 < threshold <= 1:
-                raise UsageError(f"--threshold {threshold}: a cosine between 0 and 1")
-            measured = Thresholds(threshold, min(measured.similar, threshold))
-        by_id = {p.id: n for n, p in enumerate(photos)}
-        pairs = _pairs(searcher, np.array([p.id for p in photos], np.int64), measured.similar) if photos else []
-        groups = _group(photos, by_id, pairs, measured, include_similar)
-        grouped = [photos[m].id for _, members in groups for m in members]
-        vectors = {i: v for ids, vs in searcher.catalog.vectors(grouped) for i, v in zip(ids.tolist(), vs)}
-        return [_described(number, kind, members, photos, vectors) for number, (kind, members)
-                in enumerate(groups, start=1)], measured
-    finally:
-        searcher.close()
+    folders = list(candidates_for(searcher.catalog, QueryOptions(within=tuple(within))).folders)
+    photos = [_Photo(row[0], row[1], row[2], (row[3] or 0) * (row[4] or 0), row[5],
+                     " ".join(filter(None, row[6:8])) or None, row[8])
+              for row in searcher.catalog.duplicate_facts(folders)]
+    measured = _thresholds(searcher, photos)
+    if threshold is not None:
+        if not 0 < threshold <= 1:
+            raise UsageError(f"--threshold {threshold}: a cosine between 0 and 1")
+        measured = Thresholds(threshold, min(measured.similar, threshold))
+    by_id = {p.id: n for n, p in enumerate(photos)}
+    pairs = _pairs(searcher, np.array([p.id for p in photos], np.int64), measured.similar) if photos else []
+    groups = _group(photos, by_id, pairs, measured, include_similar)
+    grouped = [photos[m].id for _, members in groups for m in members]
+    vectors = {i: v for ids, vs in searcher.catalog.vectors(grouped) for i, v in zip(ids.tolist(), vs)}
+    return [_described(number, kind, members, photos, vectors) for number, (kind, members)
+            in enumerate(groups, start=1)], measured
 
 
 def _group(photos: list[_Photo], by_id: dict[int, int], pairs: list[tuple[int, int, float]],

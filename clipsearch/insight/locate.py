@@ -14,14 +14,11 @@ from dataclasses import dataclass, replace
 import numpy as np
 from PIL import Image
 
-from clipsearch.config import DataDir
 from clipsearch.errors import ImageError, UsageError
 from clipsearch.imaging.decode import decode_image
 from clipsearch.insight.regions import Box, search_regions
-from clipsearch.models.device import Device
-from clipsearch.search.embedding import read_query_file
+from clipsearch.search.embedding import QueryEmbedder, read_query_file
 from clipsearch.search.results import SearchAnswer
-from clipsearch.search.searcher import Searcher
 from clipsearch.text import visible
 
 MIN_SIDE = 32  # smaller pictures have nothing to crop
@@ -94,40 +91,35 @@ def checked_text(text: str) -> str:
     return text
 
 
-def locate(data_dir: DataDir, text: str, images: Iterable[str], top: int = 3, device: Device = Device.auto,
+def locate(embedder: QueryEmbedder, text: str, images: Iterable[str], top: int = 3,
            skipped: Callable[[str, str], None] = lambda path, reason: None) -> Iterator[Located]:
     """The best `top` boxes for `text` in each image, by CLIP region search with the database's model; an image
     that cannot be used is reported to `skipped` and passed over."""
     checked_text(text)
-    searcher = Searcher(data_dir, device=device)
-    try:
-        embedder = searcher.embedder
-        target = embedder.texts([text])[0]
-        for path in images:
-            try:
-                picture = open_picture(path, embedder.image_size)
-            except UsageError as error:
-                skipped(path, str(error).removeprefix(f"{visible(path)}: "))
-                continue
+    target = embedder.texts([text])[0]
+    for path in images:
+        try:
+            picture = open_picture(path, embedder.image_size)
+        except UsageError as error:
+            skipped(path, str(error).removeprefix(f"{visible(path)}: "))
+            continue
 
-            def score(boxes: list[Box], image: Image.Image = picture.image):
-                return embedder.pictures([_crop(image, box) for box in boxes]) @ target
+        def score(boxes: list[Box], image: Image.Image = picture.image):
+            return embedder.pictures([_crop(image, box) for box in boxes]) @ target
 
-            def occluded(context: Box, holes: list[Box], image: Image.Image = picture.image):
-                return embedder.pictures(_occluded_crops(image, context, holes)) @ target
+        def occluded(context: Box, holes: list[Box], image: Image.Image = picture.image):
+            return embedder.pictures(_occluded_crops(image, context, holes)) @ target
 
-            found = search_regions(picture.image.width, picture.image.height, score, occluded, top)
-            yield from picture.located(path, text, found)
-    finally:
-        searcher.close()
+        found = search_regions(picture.image.width, picture.image.height, score, occluded, top)
+        yield from picture.located(path, text, found)
 
 
-def with_boxes(data_dir: DataDir, answer: SearchAnswer, device: Device = Device.auto) -> SearchAnswer:
+def with_boxes(embedder: QueryEmbedder, answer: SearchAnswer) -> SearchAnswer:
     """`query --where`: each result with the box where its query fits best (None where it cannot be looked at)."""
     boxes: dict[tuple[str | None, str], list[int]] = {}
     for query in dict.fromkeys(result.query for result in answer.results):
         paths = [result.path for result in answer.results if result.query == query]
-        for found in locate(data_dir, query or "", paths, top=1, device=device):
+        for found in locate(embedder, query or "", paths, top=1):
             boxes[(query, found.path)] = found.box.as_list()
     return SearchAnswer([replace(result, box=boxes.get((result.query, result.path))) for result in answer.results],
                         answer.missing)

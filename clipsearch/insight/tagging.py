@@ -9,14 +9,11 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 
-from clipsearch.config import DataDir
 from clipsearch.errors import UsageError
 from clipsearch.insight.vocabulary import Vocabulary
-from clipsearch.models.device import Device
 from clipsearch.models.zero_shot import Tagger, TagRule, label_vectors
 from clipsearch.search.searcher import Searcher
 from clipsearch.store.catalog import Catalog
-from clipsearch.store.lock import writer_lock
 from clipsearch.store.tags_table import VOCABULARY_SETTING, TaggedFile
 
 CHUNK = 20_000
@@ -30,19 +27,18 @@ class TagReport:
     labels: int
 
 
-def tag_library(data_dir: DataDir, vocabulary: Vocabulary, rule: TagRule, *, wait: bool = True,
-                device: Device = Device.auto) -> TagReport:
+def check_rule(rule: TagRule) -> None:
     if not 0 < rule.min_probability <= 1:
         raise UsageError(f"--min-probability {rule.min_probability}: must be above 0 and at most 1")
-    with writer_lock(data_dir, wait):
-        searcher = Searcher(data_dir, device=device)
-        try:
-            embedder = searcher.embedder
-            vectors = label_vectors(embedder.texts, vocabulary.labels, vocabulary.label_templates)
-            tagger = Tagger(vocabulary.labels, vocabulary.label_groups, vectors, rule, embedder.logit_scale)
-            return write_tags(searcher.catalog, tagger, vocabulary, searcher.identity.to_dict())
-        finally:
-            searcher.close()
+
+
+def tag_library(searcher: Searcher, vocabulary: Vocabulary, rule: TagRule) -> TagReport:
+    """Tag every photo of the searcher's database (the caller holds the writer lock)."""
+    check_rule(rule)
+    embedder = searcher.embedder
+    vectors = label_vectors(embedder.texts, vocabulary.labels, vocabulary.label_templates)
+    tagger = Tagger(vocabulary.labels, vocabulary.label_groups, vectors, rule, embedder.logit_scale)
+    return write_tags(searcher.catalog, tagger, vocabulary, searcher.identity.to_dict())
 
 
 def write_tags(catalog: Catalog, tagger: Tagger, vocabulary: Vocabulary, model: dict) -> TagReport:
@@ -64,19 +60,7 @@ def write_tags(catalog: Catalog, tagger: Tagger, vocabulary: Vocabulary, model: 
     return TagReport(photos, tagged, tags, len(tagger.labels))
 
 
-def tag_counts(data_dir: DataDir) -> list[tuple[str, int]]:
-    catalog = Catalog(data_dir.catalog)
-    try:
-        return catalog.tag_counts()
-    finally:
-        catalog.close()
-
-
-def tagged(data_dir: DataDir, label: str) -> list[TaggedFile]:
-    catalog = Catalog(data_dir.catalog)
-    try:
-        if not catalog.tag_exists(label):
-            raise UsageError(f"no photo has the tag {label!r} (`clipsearch tags` lists the tags)")
-        return catalog.tagged(label)
-    finally:
-        catalog.close()
+def tagged(catalog: Catalog, label: str) -> list[TaggedFile]:
+    if not catalog.tag_exists(label):
+        raise UsageError(f"no photo has the tag {label!r} (`clipsearch tags` lists the tags)")
+    return catalog.tagged(label)

@@ -15,6 +15,7 @@ from typing import Any, Protocol
 
 from clipsearch.config import DEFAULT_MODEL, DEFAULT_PRETRAINED
 from clipsearch.errors import ModelMismatchError, UsageError
+from clipsearch.models.device import Device, Precision
 from clipsearch.models.hf_identity import PREFIX as HF_PREFIX
 from clipsearch.models.hf_identity import (
     embedding_dim,
@@ -217,6 +218,26 @@ def default_pretrained(architecture: str) -> str:
 
 @dataclass(frozen=True)
 class ModelChoice:
+    """What a user asks for: --model, --pretrained, --device and --precision (None and auto: the database's own).
+
+    A search with the defaults may be answered by a running server, which holds the database's own model."""
+
+    model: str | None = None
+    pretrained: str | None = None
+    device: Device = Device.auto
+    precision: Precision = Precision.auto
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "device", Device(self.device))
+        object.__setattr__(self, "precision", Precision(self.precision))
+
+    @property
+    def is_default(self) -> bool:
+        return self == ModelChoice()
+
+
+@dataclass(frozen=True)
+class ResolvedModel:
     """The model a command uses on a database, and whether that replaces the one it records."""
 
     identity: ModelIdentity
@@ -230,36 +251,40 @@ def recorded_model(catalog: ModelRecord) -> ModelIdentity | None:
 
 
 def resolve_model(catalog: ModelRecord, model: str | None, pretrained: str | None, *,
-                  reindex: bool = False) -> ModelChoice:
+                  reindex: bool = False, record: bool = False) -> ResolvedModel:
     """The model a command must use on this catalogue.
 
     Nothing asked for: the recorded model (or the default for a new database); its files are not needed
     until the model is loaded. Something asked for that differs from the record: refused, unless the
     database holds no vectors yet or `reindex` asks for a switch.
+
+    Only a writer (`record`, with the writer lock held) records what it learnt: where moved model files are now,
+    and the checkpoint hashes it computed. A reading command works it out again and writes nothing.
     """
     recorded = recorded_model(catalog)
     if model is None and pretrained is None:
         if recorded is None:
-            return ModelChoice(identify(ModelSpec(DEFAULT_MODEL, DEFAULT_PRETRAINED)), True, None)
-        return ModelChoice(recorded, False, recorded)
-    identity = _identify_request(catalog, recorded, model, pretrained)
+            return ResolvedModel(identify(ModelSpec(DEFAULT_MODEL, DEFAULT_PRETRAINED)), True, None)
+        return ResolvedModel(recorded, False, recorded)
+    identity = _identify_request(catalog, recorded, model, pretrained, record)
     if recorded is None:
-        return ModelChoice(identity, True, None)
+        return ResolvedModel(identity, True, None)
     if not recorded.same_model(identity):
         if reindex or catalog.count() == 0:
-            return ModelChoice(identity, True, recorded)
+            return ResolvedModel(identity, True, recorded)
         raise ModelMismatchError(
             f"this database was indexed with {recorded.describe()}, not {identity.describe()}: leave out "
             "--model/--pretrained to use its model, pick another --db, or re-embed everything with "
             "`clipsearch index --reindex`"
         )
-    if (identity.checkpoint_path, identity.config_path) != (recorded.checkpoint_path, recorded.config_path):
+    moved = (identity.checkpoint_path, identity.config_path) != (recorded.checkpoint_path, recorded.config_path)
+    if moved and record:
         catalog.set_json(MODEL_SETTING, identity.to_dict())  # the same files, moved: remember where they are now
-    return ModelChoice(identity, False, recorded)
+    return ResolvedModel(identity, False, recorded)
 
 
 def _identify_request(catalog: ModelRecord, recorded: ModelIdentity | None, model: str | None,
-                      pretrained: str | None) -> ModelIdentity:
+                      pretrained: str | None, record: bool) -> ModelIdentity:
     """The identity of what --model and --pretrained ask for, the one left out taken from the record."""
     base = recorded.spec() if recorded else ModelSpec(DEFAULT_MODEL, DEFAULT_PRETRAINED)
     asked_model = model or base.model
@@ -283,7 +308,7 @@ def _identify_request(catalog: ModelRecord, recorded: ModelIdentity | None, mode
     hash_cache = catalog.get_json(CHECKPOINT_HASHES_SETTING) or {}
     cache_before = json.dumps(hash_cache, sort_keys=True)
     identity = identify(ModelSpec(asked_model, asked_pretrained), hash_cache)
-    if json.dumps(hash_cache, sort_keys=True) != cache_before:
+    if record and json.dumps(hash_cache, sort_keys=True) != cache_before:
         catalog.set_json(CHECKPOINT_HASHES_SETTING, hash_cache)
     return identity
 
@@ -305,4 +330,5 @@ def missing_files(identity: ModelIdentity) -> str | None:
                      (["--model"] if identity.config_path else []) + (["--pretrained"] if identity.checkpoint_path
                                                                        else []))
     return (f"this database's model files have moved: {named} {'is' if len(missing) == 1 else 'are'} missing. "
-            f"Pass {flags} with where they are now (they are recognised by their content)")
+            f"Pass {flags} with where they are now (they are recognised by their content); `clipsearch index` "
+            "with them remembers the new place")

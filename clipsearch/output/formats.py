@@ -25,7 +25,7 @@ from clipsearch.output.tabular import (
     write_paths,
     write_tsv,
 )
-from clipsearch.search.results import SearchResult
+from clipsearch.search.results import Result
 
 
 class OutputFormat(str, Enum):
@@ -47,7 +47,7 @@ class RenderOptions:
     home: str | None = None
 
 
-Writer = Callable[[Sequence[SearchResult], typing.BinaryIO, RenderOptions], list[str]]
+Writer = Callable[[Sequence[Result], typing.BinaryIO, RenderOptions], list[str]]
 
 
 def choose_format(requested: OutputFormat | None, null: bool, stdout_is_tty: bool) -> OutputFormat:
@@ -59,45 +59,45 @@ def choose_format(requested: OutputFormat | None, null: bool, stdout_is_tty: boo
     return OutputFormat.table if stdout_is_tty else OutputFormat.paths
 
 
-def render_results(results: Sequence[SearchResult], fmt: OutputFormat, out: typing.BinaryIO,
+def render_results(results: Sequence[Result], fmt: OutputFormat, out: typing.BinaryIO,
                    options: RenderOptions = RenderOptions()) -> list[str]:
     """Write `results` to `out` as `fmt` and return warnings meant for stderr."""
     return WRITERS[OutputFormat(fmt)](results, out, options)
 
 
-def _paths(results: Sequence[SearchResult], out: typing.BinaryIO, options: RenderOptions) -> list[str]:
+def _paths(results: Sequence[Result], out: typing.BinaryIO, options: RenderOptions) -> list[str]:
     return write_paths([r.path for r in results], out)
 
 
-def _null(results: Sequence[SearchResult], out: typing.BinaryIO, options: RenderOptions) -> list[str]:
+def _null(results: Sequence[Result], out: typing.BinaryIO, options: RenderOptions) -> list[str]:
     return write_paths([r.path for r in results], out, b"\0")
 
 
-def _json(results: Sequence[SearchResult], out: typing.BinaryIO, options: RenderOptions) -> list[str]:
+def _json(results: Sequence[Result], out: typing.BinaryIO, options: RenderOptions) -> list[str]:
     write_json([record(r, options.show_query) for r in results], out)
     return []
 
 
-def _jsonl(results: Sequence[SearchResult], out: typing.BinaryIO, options: RenderOptions) -> list[str]:
+def _jsonl(results: Sequence[Result], out: typing.BinaryIO, options: RenderOptions) -> list[str]:
     write_jsonl((record(r, options.show_query) for r in results), out)
     return []
 
 
-def _columns(results: Sequence[SearchResult], options: RenderOptions) -> tuple[str, ...]:
+def _columns(results: Sequence[Result], options: RenderOptions) -> tuple[str, ...]:
     return columns(options.show_query, with_box=any(r.box is not None for r in results))
 
 
-def _csv(results: Sequence[SearchResult], out: typing.BinaryIO, options: RenderOptions) -> list[str]:
+def _csv(results: Sequence[Result], out: typing.BinaryIO, options: RenderOptions) -> list[str]:
     write_csv([record(r, options.show_query) for r in results], _columns(results, options), out)
     return []
 
 
-def _tsv(results: Sequence[SearchResult], out: typing.BinaryIO, options: RenderOptions) -> list[str]:
+def _tsv(results: Sequence[Result], out: typing.BinaryIO, options: RenderOptions) -> list[str]:
     write_tsv([record(r, options.show_query) for r in results], _columns(results, options), out)
     return []
 
 
-def _table(results: Sequence[SearchResult], out: typing.BinaryIO, options: RenderOptions) -> list[str]:
+def _table(results: Sequence[Result], out: typing.BinaryIO, options: RenderOptions) -> list[str]:
     if results:
         text = render_table(results, options.show_query, options.console_width, is_terminal(out), options.cwd,
                             options.home)
@@ -105,7 +105,7 @@ def _table(results: Sequence[SearchResult], out: typing.BinaryIO, options: Rende
     return []
 
 
-def _html_needs_thumbnails(results: Sequence[SearchResult], out: typing.BinaryIO, options: RenderOptions,
+def _html_needs_thumbnails(results: Sequence[Result], out: typing.BinaryIO, options: RenderOptions,
                            ) -> list[str]:
     raise UsageError(HTML_IS_FOR_RESULTS)
 

@@ -16,7 +16,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from clipsearch.output.records import record
-from clipsearch.search.results import SearchResult
+from clipsearch.search.results import Result
 from clipsearch.text import visible
 
 _STYLE = """
@@ -37,7 +37,7 @@ def _data_uri(jpeg: bytes | None) -> str:
     return "data:image/jpeg;base64," + base64.b64encode(jpeg).decode("ascii") if jpeg else ""
 
 
-def _item(result: SearchResult, jpeg: bytes | None) -> str:
+def _item(result: Result, jpeg: bytes | None) -> str:
     fields = record(result, show_query=True)
     url = Path(result.path).as_uri() if os.path.isabs(result.path) else ""
     details = " · ".join(html.escape(str(v)) for v in (
@@ -51,7 +51,7 @@ def _item(result: SearchResult, jpeg: bytes | None) -> str:
             f'class="score">{meta}</span><br>{html.escape(visible(result.path))}<br>{details}</div></li>')
 
 
-def render_html(results: Sequence[SearchResult], out: typing.BinaryIO, thumbnail: Callable[[str], bytes | None],
+def render_html(results: Sequence[Result], out: typing.BinaryIO, thumbnail: Callable[[str], bytes | None],
                 title: str = "clipsearch") -> list[str]:
     sections = []
     for query in dict.fromkeys(r.query for r in results):

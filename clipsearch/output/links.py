@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from clipsearch.errors import UsageError, describe_os_error
-from clipsearch.search.results import SearchResult
+from clipsearch.search.results import Result
 from clipsearch.text import visible
 
 
@@ -23,7 +23,7 @@ def _safe_name(text: str, limit: int = 60) -> str:
     return cleaned[:limit] or "query"
 
 
-def link_results(results: Sequence[SearchResult], folder: Path, several_queries: bool) -> int:
+def link_results(results: Sequence[Result], folder: Path, several_queries: bool) -> int:
     """Make `folder` hold a symlink per result; returns how many were made."""
     queries = list(dict.fromkeys(r.query for r in results)) if several_queries else [None]
     made = 0
@@ -34,7 +34,7 @@ def link_results(results: Sequence[SearchResult], folder: Path, several_queries:
     return made
 
 
-def _link_group(results: Sequence[SearchResult], folder: Path) -> int:
+def _link_group(results: Sequence[Result], folder: Path) -> int:
     try:
         folder.mkdir(parents=True, exist_ok=True)
     except OSError as error:

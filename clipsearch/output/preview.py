@@ -20,7 +20,7 @@ from PIL import Image
 from rich.console import Console
 
 from clipsearch.output.table import results_renderable
-from clipsearch.search.results import SearchResult
+from clipsearch.search.results import Result
 
 PREVIEW_COLUMNS = 12  # terminal cells a thumbnail spans
 
@@ -69,7 +69,7 @@ def _iterm_inline(jpeg: bytes) -> str:
             f"{encoded}\x07")
 
 
-def render_previews(results: Sequence[SearchResult], mode: PreviewMode, thumbnail: Callable[[str], bytes | None],
+def render_previews(results: Sequence[Result], mode: PreviewMode, thumbnail: Callable[[str], bytes | None],
                     show_query: bool, cwd: str | None, home: str | None, console: Console | None = None) -> None:
     """Print the results with their thumbnails to the terminal (stdout)."""
     console = console or Console(highlight=False, emoji=False, markup=False)

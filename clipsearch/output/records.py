@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from clipsearch.search.results import SearchResult
+from clipsearch.search.results import Result
 
 COLUMNS = ("rank", "score", "path", "width", "height", "taken_at", "camera")
 
@@ -11,7 +11,7 @@ def columns(show_query: bool, with_box: bool = False) -> tuple[str, ...]:
     return (*COLUMNS, *(("query",) if show_query else ()), *(("box",) if with_box else ()))
 
 
-def record(result: SearchResult, show_query: bool) -> dict[str, object]:
+def record(result: Result, show_query: bool) -> dict[str, object]:
     fields: dict[str, object] = {
         "rank": result.rank,
         "score": round(result.score, 4),

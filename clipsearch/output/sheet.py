@@ -17,7 +17,7 @@ from pathlib import Path
 from PIL import Image, ImageDraw, ImageFont
 
 from clipsearch.errors import UsageError
-from clipsearch.search.results import SearchResult
+from clipsearch.search.results import Result
 from clipsearch.text import visible
 
 FORMATS = {".jpg": "JPEG", ".jpeg": "JPEG", ".png": "PNG", ".webp": "WEBP"}
@@ -72,7 +72,7 @@ def _paste_fitted(sheet: Image.Image, picture: Image.Image, box: Rectangle) -> R
     return x, y, picture.width, picture.height
 
 
-def _draw_region(draw: ImageDraw.ImageDraw, placed: Rectangle, result: SearchResult) -> None:
+def _draw_region(draw: ImageDraw.ImageDraw, placed: Rectangle, result: Result) -> None:
     """The result's box (in the upright photo's pixels) over its picture, as placed on the sheet."""
     if result.box is None or not result.width or not result.height:
         return
@@ -105,7 +105,7 @@ def _header(draw: ImageDraw.ImageDraw, sheet: Image.Image, query: str, query_pic
               anchor="lm")
 
 
-def draw_sheet(results: Sequence[SearchResult], thumbnail: Thumbnail, query: str,
+def draw_sheet(results: Sequence[Result], thumbnail: Thumbnail, query: str,
                query_picture: Image.Image | None = None, options: SheetOptions = SheetOptions()) -> Image.Image:
     """The sheet of `results` (of one query) as a picture."""
     columns = max(1, min(options.columns, len(results) or 1))
@@ -149,7 +149,7 @@ def save_sheet(sheet: Image.Image, path: Path) -> None:
         raise UsageError(f"--contact-sheet {path}: cannot write it ({error.strerror or error})") from error
 
 
-def write_contact_sheets(results: Sequence[SearchResult], queries: Sequence[str], images: bool, target: Path,
+def write_contact_sheets(results: Sequence[Result], queries: Sequence[str], images: bool, target: Path,
                          thumbnail: Thumbnail, options: SheetOptions = SheetOptions()) -> list[Path]:
     """One sheet per query (see sheet_paths); `images`: the queries are image paths, drawn in the header."""
     from clipsearch.imaging.decode import decode_image, read_file

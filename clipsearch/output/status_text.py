@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from rich.filesize import decimal as human_size
 
-from clipsearch.search.status import DatabaseStatus, IndexState, QueryModelState, ThumbnailState
+from clipsearch.search.status import IndexState, QueryModelState, Status, ThumbnailState
 from clipsearch.text import plural, visible
 
 LABEL_WIDTH = 14
 
 
-def status_lines(report: DatabaseStatus) -> list[str]:
+def status_lines(report: Status) -> list[str]:
     rows: list[tuple[str, str]] = [("database", report.database), ("model", report.model or "(none yet)"),
                                    ("images", str(report.images))]
     rows += _root_rows(report)
@@ -42,7 +42,7 @@ def status_lines(report: DatabaseStatus) -> list[str]:
     return lines
 
 
-def _root_rows(report: DatabaseStatus) -> list[tuple[str, str]]:
+def _root_rows(report: Status) -> list[tuple[str, str]]:
     if not report.roots:
         return [("roots", "(none)")]
     rows = []

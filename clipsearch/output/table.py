@@ -17,7 +17,7 @@ from rich.console import Console, Group
 from rich.table import Table
 from rich.text import Text
 
-from clipsearch.search.results import SearchResult
+from clipsearch.search.results import Result
 from clipsearch.text import visible
 
 DEFAULT_TABLE_WIDTH = 120
@@ -66,7 +66,7 @@ def _taken(taken_at: str | None, compact: bool) -> str:
     return taken_at[:10] if compact else taken_at.replace("T", " ")[:16]
 
 
-def _pixels(result: SearchResult) -> str:
+def _pixels(result: Result) -> str:
     return f"{result.width}×{result.height}" if result.width and result.height else ""
 
 
@@ -76,7 +76,7 @@ def _path_text(path: str) -> Text:
     return Text.assemble((visible(folder + sep), "dim"), (visible(name), "bold"))
 
 
-def _results_table(results: Sequence[SearchResult], title: str | None, width: int, cwd: str | None,
+def _results_table(results: Sequence[Result], title: str | None, width: int, cwd: str | None,
                    home: str | None, previews: Sequence[object] | None = None, preview_width: int = 0) -> Table:
     compact = width < COMPACT_WIDTH
     show_pixels = not compact and any(_pixels(r) for r in results)
@@ -113,7 +113,7 @@ def _results_table(results: Sequence[SearchResult], title: str | None, width: in
     return table
 
 
-def results_renderable(results: Sequence[SearchResult], show_query: bool, width: int, cwd: str | None = None,
+def results_renderable(results: Sequence[Result], show_query: bool, width: int, cwd: str | None = None,
                        home: str | None = None, previews: Sequence[object] | None = None,
                        preview_width: int = 0) -> Table | Group:
     """The results as a Rich renderable: one table, or one titled table per query."""
@@ -130,7 +130,7 @@ def results_renderable(results: Sequence[SearchResult], show_query: bool, width:
     return Group(*parts)
 
 
-def render_table(results: Sequence[SearchResult], show_query: bool, width: int | None, colour: bool,
+def render_table(results: Sequence[Result], show_query: bool, width: int | None, colour: bool,
                  cwd: str | None = None, home: str | None = None) -> str:
     width = width or DEFAULT_TABLE_WIDTH
     renderable = results_renderable(results, show_query, width, cwd, home)

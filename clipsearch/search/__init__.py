@@ -1,11 +1,10 @@
-"""Searching: from a query to ranked results, in this process or through a running server.
+"""Searching one open database in this process: from a query to ranked results.
 
-request   what a search is asked (QueryKind, QueryOptions)
-results   what it answers (SearchResult)
-searcher  the Searcher: embeds queries, searches the index, joins the catalogue
-router    one entry point: asks a running server when it may, else searches in-process
-protocol  the server's socket, its folder's checks, and the wire format
-client    asking a running server
-server    `clipsearch serve`: one process that keeps the model and the index in memory
-status    what `clipsearch status` reports
+request      what a search is asked (QueryKind, QueryOptions, Filters, Term) and query_options(), its builder
+results      what it answers (Result, SearchAnswer)
+searcher     the Searcher: embeds queries, searches the index, joins the catalogue
+embedding    queries to vectors, through the query model when it can, else the model itself
+candidates   which photos a filter lets through, and the nearest of them
+region_hits  text queries matched against region vectors (`index --regions`)
+status       what `clipsearch status` reports, judged from files and records alone
 """

@@ -7,10 +7,13 @@ the lists and dicts JSON gives back, and checks what it is given.
 from __future__ import annotations
 
 import math
+import os
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import date
 from enum import Enum
+from os import PathLike
 
 from clipsearch.errors import UsageError
 
@@ -121,3 +124,32 @@ class QueryOptions:
             raise UsageError(f"--limit {self.limit}: must be a whole number of at least 1")
         if self.min_score is not None and not math.isfinite(self.min_score):
             raise UsageError(f"--min-score {self.min_score}: must be a number")
+
+
+# Subtracting a term at full weight overshoots: results move towards its opposite more than away from it
+# (docs, "Combined queries" gives the measurement behind the half).
+NOT_WEIGHT = 0.5
+
+
+def query_options(*, limit: int = 10, min_score: float | None = None, within: Sequence[str | PathLike] = (),
+                  include_self: bool = False, after: str | None = None, before: str | None = None,
+                  undated: bool = False, camera: str | None = None, tags: Sequence[str] = (),
+                  no_tags: Sequence[str] = (), sort: SortKey | str = SortKey.score, also: Sequence[str] = (),
+                  without: Sequence[str] = (), like: Sequence[str] = ()) -> QueryOptions:
+    """QueryOptions from what a user gives: dates as 2023, 2023-06 or 2023-06-14, and the terms of a combined
+    query as TEXT[:WEIGHT] (`also`, added), TEXT[:WEIGHT] (`without`, subtracted) and IMAGE[:WEIGHT] (`like`)."""
+    for name, value in (("tags", tags), ("no_tags", no_tags), ("also", also), ("without", without),
+                        ("like", like), ("within", within)):
+        if isinstance(value, str):
+            raise UsageError(f"{name} takes a list of strings, not one string")
+    filters = Filters.from_options(after=after, before=before, undated=undated, camera=camera, tags=tuple(tags),
+                                   no_tags=tuple(no_tags))
+    if undated and not filters.dated:
+        raise UsageError("--undated keeps undated photos in a search by date: give --after or --before too")
+    terms = [Term(QueryKind.text, *weighted(text, 1.0)) for text in also]
+    terms += [Term(QueryKind.text, text, -weight) for text, weight in (weighted(t, NOT_WEIGHT) for t in without)]
+    terms += [Term(QueryKind.image, *weighted(os.fspath(image), 1.0)) for image in like]
+    if sort not in set(SortKey) and sort not in {key.value for key in SortKey}:
+        raise UsageError(f"sort {sort!r}: sort by one of {', '.join(key.value for key in SortKey)}")
+    return QueryOptions(limit=limit, min_score=min_score, within=tuple(os.fspath(w) for w in within),
+                        include_self=include_self, filters=filters, sort=SortKey(sort), terms=tuple(terms))

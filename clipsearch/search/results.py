@@ -6,7 +6,9 @@ from dataclasses import dataclass
 
 
 @dataclass(frozen=True)
-class SearchResult:
+class Result:
+    """One photo a search found, with what the catalogue knows of it."""
+
     rank: int  # 1-based, per query
     score: float  # cosine similarity, higher is closer
     path: str  # absolute; may hold surrogate escapes for names that are not valid UTF-8
@@ -30,5 +32,5 @@ def camera_name(make: str | None, model: str | None) -> str | None:
 
 @dataclass(frozen=True)
 class SearchAnswer:
-    results: list[SearchResult]
+    results: list[Result]
     missing: int = 0  # results left out because their file no longer exists

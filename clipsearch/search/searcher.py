@@ -16,7 +16,7 @@ from clipsearch.search.candidates import Candidates, candidates_for, nearest
 from clipsearch.search.embedding import QueryEmbedder, read_query_file
 from clipsearch.search.region_hits import REGIONS_PER_RESULT, merged, nearest_regions
 from clipsearch.search.request import QueryKind, QueryOptions, SortKey, Term
-from clipsearch.search.results import SearchAnswer, SearchResult, camera_name
+from clipsearch.search.results import Result, SearchAnswer, camera_name
 from clipsearch.store.catalog import Catalog
 from clipsearch.store.hnsw import REGIONS, VectorIndex
 from clipsearch.store.lock import writer_lock
@@ -199,8 +199,8 @@ def _sorted(chosen: list[tuple[float, FileRecord]], key: SortKey) -> list[tuple[
     return chosen
 
 
-def _result(rank: int, score: float, record: FileRecord, query: str, box: list[int] | None = None) -> SearchResult:
-    return SearchResult(rank, score, record.path, record.width, record.height, record.taken_at, query,
+def _result(rank: int, score: float, record: FileRecord, query: str, box: list[int] | None = None) -> Result:
+    return Result(rank, score, record.path, record.width, record.height, record.taken_at, query,
                         camera_name(record.camera_make, record.camera_model), record.id, box)
 
 

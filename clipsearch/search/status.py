@@ -13,7 +13,6 @@ from clipsearch.models.identity import ModelIdentity, recorded_model
 from clipsearch.models.openvino_engine import recorded_engine
 from clipsearch.models.query_model import read_manifest
 from clipsearch.models.query_model_export import read_outcome
-from clipsearch.search.client import server_info
 from clipsearch.store.catalog import Catalog
 from clipsearch.store.crawl_memory import Failure
 from clipsearch.store.folder import readable_by_others
@@ -58,7 +57,7 @@ class RootState:
 
 
 @dataclass(frozen=True)
-class DatabaseStatus:
+class Status:
     database: str
     model: str | None
     model_identity: dict | None
@@ -69,7 +68,7 @@ class DatabaseStatus:
     index: IndexState
     known_bad_files: int
     query_model: QueryModelState
-    server: dict | None = None  # pid, uptime_s and answered of a running `clipsearch serve`
+    server: dict | None = None  # a running server (version, pid, uptime_s, answered): filled in by Library.status
     writer: str | None = None  # the `index` or `forget` writing now
     switch: SwitchState | None = None
     private: bool = True  # False when other users can read the folder
@@ -86,11 +85,11 @@ class DatabaseStatus:
         return data
 
 
-def database_status(data_dir: DataDir, list_skipped: bool = False) -> DatabaseStatus:
+def database_status(data_dir: DataDir, list_skipped: bool = False) -> Status:
     size = sum(p.stat().st_size for p in data_dir.root.rglob("*") if p.is_file()) if data_dir.root.is_dir() else 0
     writer, private = current_writer(data_dir), not readable_by_others(data_dir.root)
     if not data_dir.catalog.exists():
-        return DatabaseStatus(str(data_dir.root), None, None, 0, [], size, None, IndexState("none"), 0,
+        return Status(str(data_dir.root), None, None, 0, [], size, None, IndexState("none"), 0,
                               QueryModelState("missing"), writer=writer, private=private,
                               skipped=[] if list_skipped else None)
     catalog = Catalog(data_dir.catalog)
@@ -98,12 +97,12 @@ def database_status(data_dir: DataDir, list_skipped: bool = False) -> DatabaseSt
         stats = catalog.stats()
         identity = recorded_model(catalog)
         roots = catalog.roots()
-        return DatabaseStatus(
+        return Status(
             database=str(data_dir.root), model=identity.describe() if identity else None,
             model_identity=identity.to_dict() if identity else None, images=stats.files,
             roots=[root.path for root in roots], size_bytes=size, last_indexed=stats.last_indexed,
             index=_index_state(data_dir, catalog, identity), known_bad_files=stats.failures,
-            query_model=_query_model_state(data_dir, identity), server=server_info(data_dir), writer=writer,
+            query_model=_query_model_state(data_dir, identity), writer=writer,
             switch=_switch_state(catalog), private=private,
             root_options={root.path: root.options for root in roots},
             skipped=catalog.failures() if list_skipped else None, thumbnails=_thumbnail_state(data_dir),

@@ -13,7 +13,7 @@ from starlette.staticfiles import StaticFiles
 from starlette.templating import Jinja2Templates
 
 from clipsearch.web import media, pages
-from clipsearch.web.library import Library
+from clipsearch.web.page_state import PageState
 from clipsearch.web.security import Guard
 
 HERE = Path(__file__).parent
@@ -28,7 +28,7 @@ class Access:
     any_address: bool = False
 
 
-def make_app(library: Library, access: Access) -> Starlette:
+def make_app(library: PageState, access: Access) -> Starlette:
     routes = [
         Route("/", pages.results_page),
         Route("/view/{row_id:int}", pages.photo_page),

@@ -13,7 +13,7 @@ from starlette.responses import FileResponse, PlainTextResponse, RedirectRespons
 from clipsearch.errors import ClipsearchError, ImageError
 from clipsearch.search.results import SearchAnswer
 from clipsearch.store.rows import FileRecord
-from clipsearch.web.library import Library
+from clipsearch.web.page_state import PageState
 from clipsearch.web.pages import render_results
 from clipsearch.web.query import PageQuery
 
@@ -27,7 +27,7 @@ PLACEHOLDER = (b'<svg xmlns="http://www.w3.org/2000/svg" width="320" height="240
 
 async def _catalogued(request: Request) -> FileRecord | Response:
     """The photo a request names by catalogue id, or the 404 that says there is none."""
-    library: Library = request.app.state.library
+    library: PageState = request.app.state.library
     row_id = request.path_params["row_id"]
     record = await run_in_threadpool(library.record, row_id)
     return record or PlainTextResponse(f"no photo has id {row_id} in this database", status_code=404)
@@ -75,7 +75,7 @@ def _large_jpeg(path: str) -> bytes:
 
 
 async def dropped_picture(request: Request) -> Response:
-    library: Library = request.app.state.library
+    library: PageState = request.app.state.library
     picture = library.picture(request.path_params["key"])
     if picture is None:
         return PlainTextResponse("this server no longer holds that picture", status_code=404)
@@ -85,7 +85,7 @@ async def dropped_picture(request: Request) -> Response:
 async def search_by_picture(request: Request) -> Response:
     """A picture sent from the page: held in memory, then its results, at an address. (Starlette spools an upload
     over 1 MB to a private temporary file while the form is read, and deletes it when the form is closed.)"""
-    library: Library = request.app.state.library
+    library: PageState = request.app.state.library
     length = request.headers.get("content-length")
     if length is None or not length.isdigit():
         return PlainTextResponse("send the picture with a Content-Length", status_code=411)

@@ -16,9 +16,9 @@ from starlette.responses import Response
 from starlette.templating import Jinja2Templates
 
 from clipsearch.errors import ClipsearchError, UsageError
-from clipsearch.search.results import SearchAnswer, SearchResult, camera_name
+from clipsearch.search.results import Result, SearchAnswer, camera_name
 from clipsearch.text import visible
-from clipsearch.web.library import Library
+from clipsearch.web.page_state import PageState
 from clipsearch.web.query import PageQuery
 
 
@@ -38,7 +38,7 @@ class Tile:
     box: tuple[int, int, int, int] | None = None  # where a region matched (index --regions): x, y, w, h
 
 
-def tile(result: SearchResult, query: PageQuery) -> Tile:
+def tile(result: Result, query: PageQuery) -> Tile:
     assert result.id is not None
     path = visible(result.path)
     folder, name = os.path.split(path)
@@ -55,7 +55,7 @@ def tile(result: SearchResult, query: PageQuery) -> Tile:
 
 
 async def results_page(request: Request) -> Response:
-    library: Library = request.app.state.library
+    library: PageState = request.app.state.library
     error, answer, query = None, SearchAnswer([]), PageQuery()
     began = time.perf_counter()
     try:
@@ -74,7 +74,7 @@ async def results_page(request: Request) -> Response:
 
 async def render_results(request: Request, query: PageQuery, answer: SearchAnswer, error: str | None,
                          status: int) -> Response:
-    library: Library = request.app.state.library
+    library: PageState = request.app.state.library
     tiles = [tile(result, query) for result in answer.results]
     heading = await run_in_threadpool(_heading, query, library)
     return await _render(request, "results.html", query, status, error=error, tiles=tiles, heading=heading,
@@ -85,7 +85,7 @@ async def render_results(request: Request, query: PageQuery, answer: SearchAnswe
 async def _render(request: Request, template: str, query: PageQuery, status: int = 200, *,
                   folders: list[str] = (), error: str | None = None, **values: object) -> Response:
     """A page: the header's form (the query, and the filters' choices) around a template's own values."""
-    library: Library = request.app.state.library
+    library: PageState = request.app.state.library
     templates: Jinja2Templates = request.app.state.templates
     facets = await run_in_threadpool(library.facets)
     context = {"query": query, "facets": facets, "error": error,
@@ -93,7 +93,7 @@ async def _render(request: Request, template: str, query: PageQuery, status: int
     return templates.TemplateResponse(request, template, context, status_code=status)
 
 
-def _search(library: Library, query: PageQuery) -> SearchAnswer:
+def _search(library: PageState, query: PageQuery) -> SearchAnswer:
     options = query.options()
     if query.like is not None:
         return library.search_like_row(query.like, options)
@@ -102,7 +102,7 @@ def _search(library: Library, query: PageQuery) -> SearchAnswer:
     return library.search_text(query.q, options)
 
 
-def _heading(query: PageQuery, library: Library) -> str:
+def _heading(query: PageQuery, library: PageState) -> str:
     if query.like is not None:
         record = library.record(query.like)
         return f"Photos like {os.path.basename(visible(record.path))}" if record else ""
@@ -113,7 +113,7 @@ def _heading(query: PageQuery, library: Library) -> str:
 
 
 async def photo_page(request: Request) -> Response:
-    library: Library = request.app.state.library
+    library: PageState = request.app.state.library
     row_id = request.path_params["row_id"]
     try:
         query = PageQuery.from_params(request.query_params)

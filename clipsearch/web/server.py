@@ -1,39 +1,56 @@
-"""Starting `clipsearch web`: a socket on a free port, the resident Searcher warmed up, and uvicorn."""
+"""The one resident server: `clipsearch serve`, and `clipsearch web`, which is the same server with the page.
+
+One process holds one LocalLibrary (the model and the index, loaded once) and answers, with uvicorn:
+- the API (clipsearch.web.api) on the database's private Unix socket, always: every command and `Library` that
+  uses the database's own model asks it there;
+- the page (clipsearch.web.app) on TCP, only when `web` asks for it.
+Two uvicorn servers share one event loop, so the API can never be reached over TCP.
+"""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import os
 import socket
-import threading
+import struct
+import time
 import webbrowser
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 from clipsearch.config import DataDir
 from clipsearch.errors import UsageError
+from clipsearch.library.local import LocalLibrary
+from clipsearch.library.remote import private_folder, server_info, socket_path
 from clipsearch.models.device import Device
-from clipsearch.search.resident import ResidentSearcher
-from clipsearch.web.app import Access, make_app
-from clipsearch.web.library import Library
-from clipsearch.web.security import is_loopback, new_token, own_names
+from clipsearch.models.identity import ModelChoice
 
 DEFAULT_HOST = "127.0.0.1"
+MAX_CONNECTIONS = 16  # on the socket, beyond this a new request gets 503 and its command answers in-process
+KEEP_ALIVE_S = 5
 
 
 @dataclass(frozen=True)
-class WebOptions:
+class PageOptions:
     host: str = DEFAULT_HOST
     port: int = 0  # 0: a free one
     open_browser: bool = False
+
+
+@dataclass(frozen=True)
+class ServeOptions:
     device: Device = Device.auto
+    idle_timeout_s: float | None = None  # exit after this long without a request
+    page: PageOptions | None = None  # `clipsearch web`: also the page, on TCP
 
 
 @dataclass(frozen=True)
 class Started:
-    url: str  # with the token, where there is one: shown once
-    token: str | None
-    host: str
-    port: int
+    socket: Path
+    url: str | None = None  # the page's, with the token where there is one: shown once
+    token: str | None = None
 
 
 def listen(host: str, port: int) -> socket.socket:
@@ -57,39 +74,130 @@ def url_host(host: str) -> str:
     return f"[{shown}]" if ":" in shown else shown
 
 
-def run_web(data_dir: DataDir, options: WebOptions, on_started: Callable[[Started], None]) -> None:
-    """Serve until interrupted. The model and the index are loaded before the address is announced."""
+def _listen_privately(data_dir: DataDir) -> tuple[socket.socket, Path]:
+    path = socket_path(data_dir)
+    if not private_folder(path.parent, create=True):
+        raise UsageError(f"{path.parent} is not a folder only you can use: remove it, or set XDG_RUNTIME_DIR")
+    if os.path.lexists(path):
+        if server_info(data_dir) is not None:
+            raise UsageError(f"a server for {data_dir.root} is already running (socket {path})")
+        path.unlink()  # left behind by a server that did not exit cleanly
+    listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    previous = os.umask(0o177)  # the socket is created rw for the user only, with no window in between
+    try:
+        listener.bind(str(path))
+    except OSError as error:
+        listener.close()
+        raise UsageError(f"cannot listen on {path}: {error.strerror or error}") from error
+    finally:
+        os.umask(previous)
+    listener.listen(64)
+    return listener, path
+
+
+def _peer_uid(connection: socket.socket) -> int | None:
+    """The caller's uid, where the system tells (Linux); the socket's permissions already keep others out."""
+    option = getattr(socket, "SO_PEERCRED", None)
+    if option is None:
+        return None
+    credentials = connection.getsockopt(socket.SOL_SOCKET, option, struct.calcsize("3i"))
+    return struct.unpack("3i", credentials)[1]
+
+
+def _owner_only_protocol():
+    """uvicorn's HTTP protocol, closing connections from another user at once."""
+    from uvicorn.protocols.http.h11_impl import H11Protocol
+
+    class OwnerOnly(H11Protocol):
+        def connection_made(self, transport) -> None:  # type: ignore[no-untyped-def]
+            super().connection_made(transport)
+            connection = transport.get_extra_info("socket")
+            if connection is None or _peer_uid(connection) not in (None, os.getuid()):
+                transport.close()
+
+    return OwnerOnly
+
+
+def _uvicorn_server(app, **settings):  # type: ignore[no-untyped-def]
     import uvicorn
 
-    resident = ResidentSearcher(data_dir, options.device)
+    config = uvicorn.Config(app, log_level="warning", access_log=False, server_header=False, lifespan="off",
+                            timeout_graceful_shutdown=2, timeout_keep_alive=KEEP_ALIVE_S, **settings)
+    return uvicorn.Server(config)
+
+
+def run_server(data_dir: DataDir, options: ServeOptions, on_started: Callable[[Started], None],
+               on_idle: Callable[[float], None] = lambda minutes: None) -> int:
+    """Serve until interrupted (or idle too long); the socket is removed on the way out. Returns the number of
+    requests answered. The model and the index load before anything is announced."""
+    from clipsearch.web.api import make_api
+
+    library = LocalLibrary(data_dir, ModelChoice(device=options.device))
+    path: Path | None = None
     try:
-        resident.warm_up()
-        listener = listen(options.host, options.port)
-        port = listener.getsockname()[1]
-        token = None if is_loopback(options.host) else new_token()
-        access = Access(own_names(options.host), token, any_address=options.host in ("0.0.0.0", "::"))
-        app = make_app(Library(resident, data_dir), access)
-        config = uvicorn.Config(app, log_level="warning", access_log=False, server_header=False,
-                                timeout_graceful_shutdown=2)
-        server = uvicorn.Server(config)
-        base = f"http://{url_host(options.host)}:{port}/"
-        started = Started(base + (f"?token={token}" if token else ""), token, options.host, port)
-        threading.Thread(target=_announce, args=(server, started, options.open_browser, on_started),
-                         daemon=True).start()
-        with contextlib.closing(listener):
-            server.run(sockets=[listener])
+        library.warm_up()
+        private, path = _listen_privately(data_dir)
+        servers = [(_uvicorn_server(make_api(library), http=_owner_only_protocol(),
+                                    limit_concurrency=MAX_CONNECTIONS), [private])]
+        started = Started(path)
+        if options.page is not None:
+            page_server, page_socket, started = _page(library, data_dir, options.page, path)
+            servers.append((page_server, [page_socket]))
+        with contextlib.ExitStack() as sockets:
+            for _, listeners in servers:
+                for listener in listeners:
+                    sockets.enter_context(contextlib.closing(listener))
+            with contextlib.suppress(KeyboardInterrupt):  # Ctrl-C, or SIGTERM as the CLI turns it: a clean stop
+                asyncio.run(_serve_all(servers, library, options, started, on_started, on_idle))
+        return library.answered
     finally:
-        resident.close()
+        if path is not None:
+            with contextlib.suppress(OSError):
+                path.unlink()
+        library.close()
 
 
-def _announce(server, started: Started, open_browser: bool, on_started: Callable[[Started], None]) -> None:
-    """Say where the page is once uvicorn accepts connections (and open it, if asked)."""
-    import time
+def _page(library: LocalLibrary, data_dir: DataDir, page: PageOptions, path: Path):  # type: ignore[no-untyped-def]
+    from clipsearch.web.app import Access, make_app
+    from clipsearch.web.page_state import PageState
+    from clipsearch.web.security import is_loopback, new_token, own_names
 
-    while not server.started and not server.should_exit:
-        time.sleep(0.02)
-    if server.should_exit:
-        return
-    on_started(started)
-    if open_browser:
-        webbrowser.open(started.url)
+    listener = listen(page.host, page.port)
+    port = listener.getsockname()[1]
+    token = None if is_loopback(page.host) else new_token()
+    access = Access(own_names(page.host), token, any_address=page.host in ("0.0.0.0", "::"))
+    server = _uvicorn_server(make_app(PageState(library, data_dir), access))
+    url = f"http://{url_host(page.host)}:{port}/" + (f"?token={token}" if token else "")
+    return server, listener, Started(path, url, token)
+
+
+async def _serve_all(servers, library: LocalLibrary, options: ServeOptions, started: Started,  # type: ignore
+                     on_started: Callable[[Started], None], on_idle: Callable[[float], None]) -> None:
+    tasks = [asyncio.create_task(server.serve(sockets=listeners)) for server, listeners in servers]
+    everyone = [server for server, _ in servers]
+    while not all(server.started for server in everyone):
+        if any(task.done() for task in tasks):
+            break
+        await asyncio.sleep(0.02)
+    else:
+        on_started(started)
+        if options.page is not None and options.page.open_browser and started.url:
+            webbrowser.open(started.url)
+    await _watch(everyone, tasks, library, options.idle_timeout_s, on_idle)
+    await asyncio.gather(*tasks, return_exceptions=True)
+
+
+async def _watch(servers, tasks, library: LocalLibrary, idle_limit: float | None,  # type: ignore[no-untyped-def]
+                 on_idle: Callable[[float], None]) -> None:
+    """Stop every server when one stops (a signal reaches only one of them) or when idle too long."""
+    answered, last_request = library.answered, time.monotonic()
+    while not any(server.should_exit for server in servers) and not any(task.done() for task in tasks):
+        await asyncio.sleep(0.25)
+        if library.answered != answered:
+            answered, last_request = library.answered, time.monotonic()
+        idle = time.monotonic() - last_request
+        if idle_limit is not None and idle >= idle_limit:
+            on_idle(idle / 60)
+            break
+    for server in servers:
+        server.should_exit = True

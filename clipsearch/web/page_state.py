@@ -1,5 +1,6 @@
-"""What the page asks of the database, answered from the resident Searcher (shared with `clipsearch serve`):
-searches, the photo behind a catalogue id, the facets for the filters, and pictures dropped on the page.
+"""What the page asks of the database, answered by the server's one LocalLibrary (shared with the commands that
+ask the server): searches, the photo behind a catalogue id, the facets for the filters, and pictures dropped on
+the page.
 
 Nothing here writes to the catalogue. A dropped picture is held in memory only, as its vector and a
 thumbnail, so that its results have an address (`/?picture=KEY`) that back, reload and links can use.
@@ -19,8 +20,8 @@ from clipsearch.config import DataDir
 from clipsearch.errors import ImageError, UsageError
 from clipsearch.files import content_hash
 from clipsearch.imaging.thumbnails import THUMBNAIL_SIZE, ThumbnailCache, make_thumbnail
-from clipsearch.search.request import QueryOptions
-from clipsearch.search.resident import ResidentSearcher
+from clipsearch.library.local import LocalLibrary
+from clipsearch.search.request import QueryKind, QueryOptions
 from clipsearch.search.results import SearchAnswer, camera_name
 from clipsearch.store.rows import FileRecord
 
@@ -42,33 +43,30 @@ class Facets:
     tags: list[tuple[str, int]]
 
 
-class Library:
-    def __init__(self, resident: ResidentSearcher, data_dir: DataDir) -> None:
-        self.resident = resident
+class PageState:
+    def __init__(self, library: LocalLibrary, data_dir: DataDir) -> None:
+        self.library = library
         self.thumbnails = ThumbnailCache(data_dir.thumbnails)
         self._pictures: OrderedDict[str, Picture] = OrderedDict()
         self._pictures_lock = threading.Lock()
         self._facets: tuple[int, float, Facets] | None = None
 
     def search_text(self, text: str, options: QueryOptions) -> SearchAnswer:
-        with self.resident.current() as searcher:
-            return searcher.texts([text], options)
+        return self.library.search(QueryKind.text, [text], options)
 
     def search_like_row(self, row_id: int, options: QueryOptions) -> SearchAnswer:
-        with self.resident.current() as searcher:
-            return searcher.like_row(row_id, options)
+        return self.library.like_row(row_id, options)
 
     def search_like_picture(self, key: str, options: QueryOptions) -> SearchAnswer:
         picture = self.picture(key)
         if picture is None:
             raise UsageError("this server no longer holds that picture (it was restarted, or many were dropped "
                              "since): drop it again")
-        with self.resident.current() as searcher:
-            return searcher.like_vector(picture.vector, picture.name, options)
+        return self.library.like_vector(picture.vector, picture.name, options)
 
     def record(self, row_id: int) -> FileRecord | None:
         """The catalogued photo with this id, if there is one: the only way the page names a file."""
-        with self.resident.current(catch_up=False) as searcher:
+        with self.library.searcher(catch_up=False) as searcher:
             return searcher.catalog.records([row_id]).get(row_id)
 
     def thumbnail(self, record: FileRecord) -> tuple[bytes, str] | None:
@@ -89,8 +87,7 @@ class Library:
             preview = make_thumbnail(decode_image(data, target_size=THUMBNAIL_SIZE).image)
         except ImageError as error:
             raise UsageError(f"{name}: {error}") from error
-        with self.resident.current(catch_up=False) as searcher:
-            vector = searcher.picture_vector(data, name)
+        vector = self.library.picture_vector(data, name)
         key = content_hash(data)[:20]
         with self._pictures_lock:
             self._pictures[key] = Picture(vector, preview, name)
@@ -106,7 +103,7 @@ class Library:
     def facets(self) -> Facets:
         """The roots, cameras and tags the filters offer, worked out again when files change, and every minute
         (`clipsearch tag` changes tags, not files)."""
-        with self.resident.current(catch_up=False) as searcher:
+        with self.library.searcher(catch_up=False) as searcher:
             catalog = searcher.catalog
             seq = catalog.current_seq()
             if self._facets is not None and self._facets[0] == seq and time.monotonic() < self._facets[1]:
