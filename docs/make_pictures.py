@@ -1,4 +1,4 @@
-"""Make the README's pictures with the project's own commands, from the test fixture and the test model.
+"""Make the documentation's pictures with the project's own commands, from the test fixture and the test model.
 
     python docs/make_pictures.py                # writes docs/contact-sheet.jpg, docs/web.jpg and docs/locate.jpg
     python docs/make_pictures.py locate         # only the pictures named: contact-sheet, web, locate
