@@ -13,17 +13,13 @@ import sys
 from pathlib import Path
 
 import numpy as np
-from conftest import IndexedLibrary, TinyModel, load_encoder, model_args, run_cli
+from helpers import IndexedLibrary, TinyModel, load_encoder, model_args, run_cli, shows
 from photos import write_photo
 from scenes import COLOURS, DIRECTIONS, SHAPES, random_scene, shape_captions
 
 from clipsearch.models.identity import ModelSpec, identify
 
 REPO = Path(__file__).resolve().parent.parent
-
-
-def shows(photo, colour: str, kind: str) -> bool:
-    return any(o.colour == colour and o.kind == kind for o in photo.scene.objects)
 
 
 def query_json(db: Path, *args: str, input: str | None = None) -> list[dict]:

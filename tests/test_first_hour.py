@@ -9,9 +9,8 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import IndexedLibrary, TinyModel, model_args, run_cli
+from helpers import IndexedLibrary, TinyModel, model_args, one_error_line, run_cli, status, write_photos
 from PIL import Image
-from test_robustness import one_error_line, status, write_photos
 
 
 @pytest.fixture()

@@ -11,10 +11,9 @@ from itertools import combinations
 from pathlib import Path
 
 import pytest
-from conftest import IndexedLibrary, TinyModel, model_args, run_cli
 from duplicate_set import write_duplicate_set
+from helpers import IndexedLibrary, TinyModel, model_args, one_error_line, run_cli
 from scenes import COLOURS, SHAPES
-from test_robustness import one_error_line
 
 VOCABULARY = """\
 [colour]

@@ -9,7 +9,7 @@ import os
 import re
 
 import pytest
-from conftest import run_cli
+from helpers import run_cli
 
 from clipsearch.output.formats import OutputFormat, RenderOptions, choose_format, render_results
 from clipsearch.output.tabular import NEWLINE_WARNING

@@ -17,35 +17,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import CliResult, TinyModel, model_args, run_cli
+from helpers import REPO, TinyModel, model_args, one_error_line, run_cli, running_server, status, write_photos
 from PIL import Image
 from scenes import random_scene, render
-
-REPO = Path(__file__).resolve().parent.parent
-
-
-def one_error_line(result: CliResult, *mentions: str) -> str:
-    assert result.exit_code == 2, (result.exit_code, result.stdout, result.stderr)
-    lines = [line for line in result.stderr.splitlines() if not line.startswith(("loading ", "writing "))]
-    assert len(lines) == 1 and lines[0].startswith("clipsearch: error: "), result.stderr
-    for mention in mentions:
-        assert mention in lines[0], lines[0]
-    return lines[0]
-
-
-def write_photos(folder: Path, count: int, seed: int, size: tuple[int, int] = (160, 120)) -> list[Path]:
-    folder.mkdir(parents=True, exist_ok=True)
-    rng = random.Random(seed)
-    paths = [folder / f"img-{seed}-{k}.jpg" for k in range(count)]
-    for path in paths:
-        render(random_scene(rng, size="large"), *size).save(path, quality=90)
-    return paths
-
-
-def status(db: Path) -> dict:
-    result = run_cli("status", "--json", "--db", db)
-    assert result.exit_code == 0, result.stderr
-    return json.loads(result.stdout)
 
 
 def paths_of(db: Path, *extra: str) -> list[str]:
@@ -190,8 +164,6 @@ def test_a_file_that_kills_its_decoder_is_named_and_skipped_not_fatal(tmp_path: 
 # --- 3, 4 and 11. the server survives its clients -------------------------------------------------------------
 @pytest.fixture()
 def server(indexed: tuple[Path, Path]):
-    from test_serve import running_server
-
     _, db = indexed
     with running_server(db) as process:
         yield db, process

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import IndexedLibrary, run_cli
+from helpers import IndexedLibrary, run_cli
 from PIL import Image
 
 from clipsearch.imaging.thumbnails import thumbnail_of_file

@@ -9,7 +9,7 @@ from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
-from conftest import IndexedLibrary
+from helpers import IndexedLibrary
 from web_server import WebServer, multipart, running_web
 
 pytestmark = pytest.mark.slow
