@@ -58,19 +58,47 @@ def test_a_failed_model_switch_changes_nothing(indexed: tuple[Path, Path], rando
     assert after["switch"] is None and paths_of(db) == answers
 
 
+def ranked(db: Path) -> list[tuple[str, float]]:
+    """The paths and scores of a query, best first."""
+    result = run_cli("query", "a red circle", "-n", "100", "-f", "json", "--db", db)
+    assert result.exit_code == 0, result.stderr
+    return [(r["path"], r["score"]) for r in json.loads(result.stdout)]
+
+
 def test_a_model_switch_answers_from_the_old_model_until_it_is_complete(indexed: tuple[Path, Path],
                                                                        random_vit: TinyModel) -> None:
+    from clipsearch.errors import ExitCode
+    from clipsearch.store.staging import Staging
+
     _, db = indexed
-    old_model = status(db)["model"]
-    done = run_cli("index", "--db", db, "--reindex", *model_args(random_vit))
+    old_model, answers = status(db)["model"], ranked(db)
+    stage_files = Staging.stage_files
+
+    def interrupted_at_the_second_batch(self: Staging, files) -> None:
+        if self.staged_count():
+            raise KeyboardInterrupt  # Ctrl-C as the second batch of new vectors is written
+        stage_files(self, files)
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(Staging, "stage_files", interrupted_at_the_second_batch)
+        part = run_cli("index", "--db", db, "--reindex", *model_args(random_vit), "--batch-size", "2",
+                       "--workers", "1")
+    assert part.exit_code == ExitCode.INTERRUPTED, part.stderr
+    midway = status(db)
+    assert midway["model"] == old_model and midway["images"] == 6 and midway["switch"]["embedded"] == 2
+    with sqlite3.connect(db / "catalog.db") as connection:  # the new model's vectors wait, staged
+        assert {len(v) for (v,) in connection.execute("SELECT vector FROM staged")} == {64 * 4}
+    assert ranked(db) == answers  # the old model's vectors, through the old model: same photos, same scores
+    done = run_cli("index", "--db", db)
     assert done.exit_code == 0, done.stderr
-    assert "switched to tiny-random-vit" in done.stderr
+    assert "continuing the switch" in done.stderr and "switched to tiny-random-vit" in done.stderr
     after = status(db)
     assert after["model"] != old_model and after["images"] == 6 and after["switch"] is None
     with sqlite3.connect(db / "catalog.db") as connection:
         sizes = {len(v) for (v,) in connection.execute("SELECT vector FROM files")}
         assert sizes == {64 * 4} and connection.execute("SELECT count(*) FROM staged").fetchone()[0] == 0
-    assert len(paths_of(db)) == 6
+    switched = ranked(db)
+    assert len(switched) == 6 and switched != answers  # now the new model's scores
 
 
 @pytest.mark.slow
@@ -355,10 +383,18 @@ def test_bad_arguments_are_one_line_and_exit_2(indexed: tuple[Path, Path], argum
     one_error_line(run_cli(*arguments, "--db", db), mention)
 
 
-def test_in_a_file_and_a_nul_in_a_path_are_refused(indexed: tuple[Path, Path]) -> None:
+def test_in_naming_a_file_is_refused_as_not_a_folder(indexed: tuple[Path, Path]) -> None:
     photos, db = indexed
     one_error_line(run_cli("query", "x", "--in", sorted(photos.iterdir())[0], "--db", db), "not a folder")
+
+
+def test_a_nul_in_a_path_on_stdin_is_refused(indexed: tuple[Path, Path]) -> None:
+    _, db = indexed
     one_error_line(run_cli("similar", "-", "--db", db, input=b"bad\x00name.jpg\n"), "NUL")
+
+
+def test_db_naming_the_catalogue_file_is_refused_with_its_folder(indexed: tuple[Path, Path]) -> None:
+    _, db = indexed
     one_error_line(run_cli("status", "--db", db / "catalog.db"), f"takes the database folder, not its catalogue: "
                                                                  f"use {db}")
 
