@@ -5,10 +5,8 @@ from __future__ import annotations
 import atexit
 import os
 import shutil
-import sys
 import tempfile
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -22,24 +20,20 @@ os.environ["CLIPSEARCH_ENGINE"] = "torch"
 os.environ["HF_HOME"] = tempfile.mkdtemp(prefix="clipsearch-tests-hf-")
 atexit.register(shutil.rmtree, os.environ["HF_HOME"], ignore_errors=True)
 
-MODEL_DIR = Path(__file__).resolve().parent / "model"
-if str(MODEL_DIR) not in sys.path:  # scenes.py lives there, shared with the model's training script
-    sys.path.insert(0, str(MODEL_DIR))
-
+from helpers import (  # noqa: E402  (after the environment above; helpers puts tests/model on sys.path)
+    MODEL_DIR,
+    TEST_MODEL_NAME,
+    TEST_VIT_NAME,
+    TINY_VIT,
+    IndexedLibrary,
+    TinyModel,
+    model_args,
+    run_cli,
+)
 from photos import Photo, write_photo_library  # noqa: E402
 
 if TYPE_CHECKING:
     from web_server import WebServer
-
-TEST_MODEL_NAME = "clipsearch-test-tiny"
-TEST_VIT_NAME = "clipsearch-test-tiny-vit"
-
-
-@dataclass(frozen=True)
-class TinyModel:
-    config: Path
-    checkpoint: Path
-
 
 # Servers' sockets go here: short, because a Unix socket path must fit in about 100 bytes.
 RUNTIME_DIR = tempfile.mkdtemp(prefix="cs-run-")
@@ -73,13 +67,6 @@ def test_model() -> TinyModel:
     return model
 
 
-TINY_VIT = {
-    "embed_dim": 64,
-    "vision_cfg": {"image_size": 64, "layers": 3, "width": 128, "head_width": 32, "patch_size": 8},
-    "text_cfg": {"context_length": 16, "vocab_size": 49408, "width": 64, "heads": 2, "layers": 1},
-}
-
-
 @pytest.fixture(scope="session")
 def test_vit() -> TinyModel:
     """The test model's ViT twin, trained the same way: int8 and the numpy image tower apply to it."""
@@ -105,41 +92,6 @@ def random_vit(tmp_path_factory: pytest.TempPathFactory) -> TinyModel:
     return TinyModel(config, checkpoint)
 
 
-@dataclass(frozen=True)
-class CliResult:
-    exit_code: int
-    stdout: str
-    stdout_bytes: bytes
-    stderr: str
-
-
-def run_cli(*args: str, input: str | bytes | None = None) -> CliResult:
-    """Drive the real CLI in-process, the way a user's shell would (stdout is not a terminal)."""
-    from typer.testing import CliRunner
-
-    from clipsearch.cli import app
-
-    result = CliRunner().invoke(app, [str(a) for a in args], input=input)
-    if result.exception and not isinstance(result.exception, SystemExit):
-        raise result.exception
-    return CliResult(result.exit_code, result.stdout, result.stdout_bytes, result.stderr)
-
-
-def model_args(model: TinyModel) -> list[str]:
-    return ["--model", str(model.config), "--pretrained", str(model.checkpoint)]
-
-
-@dataclass(frozen=True)
-class IndexedLibrary:
-    db: Path
-    root: Path
-    photos: list[Photo]
-    index_stderr: str
-
-    def photo(self, path: str) -> Photo:
-        return next(p for p in self.photos if str(p.path) == path)
-
-
 @pytest.fixture(scope="session")
 def indexed_library(photo_library: tuple[Path, list[Photo]], test_model: TinyModel,
                     tmp_path_factory: pytest.TempPathFactory) -> IndexedLibrary:
@@ -149,17 +101,6 @@ def indexed_library(photo_library: tuple[Path, list[Photo]], test_model: TinyMod
     result = run_cli("index", root, "--db", db, *model_args(test_model))
     assert result.exit_code == 0, result.stderr
     return IndexedLibrary(db, root, photos, result.stderr)
-
-
-def load_encoder(identity, precision: str = "fp32", query_model_to: Path | None = None, **kwargs):
-    """The open_clip encoder on the CPU, as the product loads it: query model written first, then the precision."""
-    from clipsearch.models.openclip import OpenClipEncoder
-
-    encoder = OpenClipEncoder(identity, "cpu", **kwargs)
-    if query_model_to is not None:
-        encoder.export_query_model(query_model_to)
-    encoder.use_precision(precision)
-    return encoder
 
 
 @pytest.fixture(scope="module")

@@ -9,7 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from conftest import IndexedLibrary
+from helpers import IndexedLibrary
 
 REPO = Path(__file__).resolve().parent.parent
 PACKAGE = REPO / "clipsearch"

@@ -13,17 +13,14 @@ import sys
 from pathlib import Path
 
 import numpy as np
-from conftest import IndexedLibrary, TinyModel, load_encoder, model_args, run_cli
+import pytest
+from helpers import IndexedLibrary, TinyModel, load_encoder, model_args, run_cli, shows
 from photos import write_photo
 from scenes import COLOURS, DIRECTIONS, SHAPES, random_scene, shape_captions
 
 from clipsearch.models.identity import ModelSpec, identify
 
 REPO = Path(__file__).resolve().parent.parent
-
-
-def shows(photo, colour: str, kind: str) -> bool:
-    return any(o.colour == colour and o.kind == kind for o in photo.scene.objects)
 
 
 def query_json(db: Path, *args: str, input: str | None = None) -> list[dict]:
@@ -98,15 +95,24 @@ def test_in_restricts_to_a_folder_and_still_fills_the_limit(indexed_library: Ind
     assert all(r["path"].startswith(str(folder) + "/") for r in records)
 
 
-def test_min_score_and_exit_codes(indexed_library: IndexedLibrary, tmp_path: Path) -> None:
+def test_a_query_that_finds_something_prints_ten_results_and_exits_0(indexed_library: IndexedLibrary) -> None:
     found = run_cli("query", "a green square", "--db", indexed_library.db)
     assert found.exit_code == 0 and found.stdout.count("\n") == 10
+
+
+def test_nothing_over_the_min_score_prints_nothing_and_exits_1(indexed_library: IndexedLibrary) -> None:
     nothing = run_cli("query", "a green square", "--min-score", "0.9999", "--db", indexed_library.db)
     assert (nothing.exit_code, nothing.stdout) == (1, "")
+
+
+def test_a_missing_database_is_one_line_pointing_at_index_and_exits_2(tmp_path: Path) -> None:
     missing = run_cli("query", "anything", "--db", tmp_path / "no-such-db")
     assert missing.exit_code == 2
     assert missing.stderr.count("\n") == 1 and "clipsearch index" in missing.stderr
     assert "Traceback" not in missing.stderr
+
+
+def test_an_unknown_format_exits_2(indexed_library: IndexedLibrary) -> None:
     assert run_cli("query", "x", "--format", "yaml", "--db", indexed_library.db).exit_code == 2
 
 
@@ -276,28 +282,46 @@ def test_offline_download_fails_with_a_clear_message(tmp_path: Path, photo_libra
     assert retry.exit_code == 0 and "indexed 1," in retry.stderr
 
 
-def test_status_and_forget(indexed_library: IndexedLibrary, tmp_path: Path) -> None:
+@pytest.fixture()
+def db_copy(indexed_library: IndexedLibrary, tmp_path: Path) -> Path:
+    """A copy of the indexed library's database, for a test that changes it."""
     db = tmp_path / "db"
     shutil.copytree(indexed_library.db, db)
-    report = json.loads(run_cli("status", "--json", "--db", db).stdout)
+    return db
+
+
+def in_folder(indexed_library: IndexedLibrary, folder: Path) -> int:
+    return sum(1 for p in indexed_library.photos if folder in p.path.parents)
+
+
+def test_status_reports_the_images_roots_model_and_database(indexed_library: IndexedLibrary, db_copy: Path) -> None:
+    report = json.loads(run_cli("status", "--json", "--db", db_copy).stdout)
     assert report["images"] == len(indexed_library.photos)
     assert report["roots"] == [str(indexed_library.root)]
     assert report["model_identity"]["architecture"] == "clipsearch-test-tiny"
-    assert report["database"] == str(db)
+    assert report["database"] == str(db_copy)
+
+
+def test_forget_removes_a_folder_from_status_and_results(indexed_library: IndexedLibrary, db_copy: Path) -> None:
     folder = indexed_library.root / "phone"
-    in_folder = sum(1 for p in indexed_library.photos if folder in p.path.parents)
-    result = run_cli("forget", folder, "--db", db)
-    assert result.exit_code == 0 and f"forgot {in_folder} files" in result.stderr
-    assert json.loads(run_cli("status", "--json", "--db", db).stdout)["images"] == len(
-        indexed_library.photos) - in_folder
-    assert not any(r["path"].startswith(str(folder)) for r in query_json(db, "an arrow pointing up", "-n", "60"))
-    # A second forget, after the first one's tombstones were pruned, must reach the index too.
-    other = indexed_library.root / "2020"
-    run_cli("forget", other, "--db", db)
-    left = len(indexed_library.photos) - in_folder - sum(1 for p in indexed_library.photos if other in p.path.parents)
-    records = query_json(db, "an arrow pointing up", "-n", "100")
+    forgotten = in_folder(indexed_library, folder)
+    result = run_cli("forget", folder, "--db", db_copy)
+    assert result.exit_code == 0 and f"forgot {forgotten} files" in result.stderr
+    assert json.loads(run_cli("status", "--json", "--db", db_copy).stdout)["images"] == len(
+        indexed_library.photos) - forgotten
+    assert not any(r["path"].startswith(str(folder)) for r in query_json(db_copy, "an arrow pointing up", "-n", "60"))
+
+
+def test_a_second_forget_reaches_the_index_too_and_leaves_it_current(indexed_library: IndexedLibrary,
+                                                                     db_copy: Path) -> None:
+    first, other = indexed_library.root / "phone", indexed_library.root / "2020"
+    assert run_cli("forget", first, "--db", db_copy).exit_code == 0
+    # The second forget comes after the first one's tombstones were pruned.
+    assert run_cli("forget", other, "--db", db_copy).exit_code == 0
+    left = len(indexed_library.photos) - in_folder(indexed_library, first) - in_folder(indexed_library, other)
+    records = query_json(db_copy, "an arrow pointing up", "-n", "100")
     assert len(records) == left and not any(r["path"].startswith(str(other)) for r in records)
-    assert "current" in run_cli("status", "--db", db).stdout
+    assert "current" in run_cli("status", "--db", db_copy).stdout
 
 
 def test_help_and_status_do_not_import_torch(indexed_library: IndexedLibrary) -> None:
@@ -312,12 +336,15 @@ def test_help_and_status_do_not_import_torch(indexed_library: IndexedLibrary) ->
                    capture_output=True)
 
 
-def test_version_and_examples_in_help() -> None:
+def test_version_names_clipsearch() -> None:
+    assert run_cli("--version").stdout.startswith("clipsearch ")
+
+
+def test_every_command_s_help_shows_examples() -> None:
     import typer
 
     from clipsearch.cli import app
 
-    assert run_cli("--version").stdout.startswith("clipsearch ")
     commands = sorted(typer.main.get_command(app).commands)
     assert {"index", "query", "similar", "status", "forget", "serve"} <= set(commands)
     for command in commands:

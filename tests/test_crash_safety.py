@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import TinyModel, model_args, run_cli
+from helpers import TinyModel, model_args, run_cli
 from scenes import random_scene, render
 
 from clipsearch.config import DataDir

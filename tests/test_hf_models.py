@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import MODEL_DIR, IndexedLibrary, run_cli
+from helpers import MODEL_DIR, IndexedLibrary, run_cli
 from hf_tiny import tiny_clip, tiny_siglip, tiny_xlm_roberta_open_clip
 from photos import Photo
 

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import TinyModel, model_args, run_cli
+from helpers import TinyModel, model_args, run_cli
 from PIL import Image
 from scenes import random_scene, render
 

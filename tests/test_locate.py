@@ -10,7 +10,7 @@ from urllib.parse import urlencode
 
 import numpy as np
 import pytest
-from conftest import IndexedLibrary, run_cli
+from helpers import IndexedLibrary, run_cli
 from PIL import Image
 from small_objects import SmallObjectPhoto, iou, write_small_objects
 from web_server import running_web

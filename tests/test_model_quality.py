@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from conftest import TinyModel, load_encoder
+from helpers import TinyModel, load_encoder
 from quality import measure
 
 from clipsearch.imaging.pixels import prepare_pixels

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import IndexedLibrary, TinyModel, model_args, run_cli
+from helpers import IndexedLibrary, TinyModel, model_args, run_cli
 
 pytest.importorskip("openvino")
 pytestmark = pytest.mark.slow

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import TinyModel, load_encoder, model_args, run_cli
+from helpers import TinyModel, load_encoder, model_args, run_cli
 from PIL import Image
 
 from clipsearch.imaging.decode import decode_image, read_file

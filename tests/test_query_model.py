@@ -11,9 +11,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import TINY_VIT, IndexedLibrary, TinyModel, load_encoder, model_args, run_cli
+from helpers import TINY_VIT, IndexedLibrary, TinyModel, load_encoder, model_args, run_cli, shows
 from PIL import Image
-from test_cli import shows
 
 from clipsearch.imaging.decode import decode_image, read_file
 from clipsearch.imaging.pixels import prepare_pixels

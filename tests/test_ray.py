@@ -22,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import IndexedLibrary, TinyModel, model_args, run_cli
+from helpers import IndexedLibrary, TinyModel, model_args, run_cli
 
 pytestmark = pytest.mark.slow
 # The test cluster uses token authentication, as Ray sets clusters up since 2.59. Ray reads these when it is

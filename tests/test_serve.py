@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import shutil
@@ -10,11 +9,10 @@ import signal
 import stat
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from conftest import IndexedLibrary, TinyModel, model_args, run_cli
+from helpers import IndexedLibrary, TinyModel, model_args, run_cli, running_server
 
 from clipsearch.config import DataDir
 from clipsearch.library.remote import server_info, socket_path
@@ -22,24 +20,6 @@ from clipsearch.library.remote import server_info, socket_path
 pytestmark = pytest.mark.slow  # the quick tier (-m "not slow") leaves these to CI
 
 REPO = Path(__file__).resolve().parent.parent
-
-
-@contextlib.contextmanager
-def running_server(db: Path, *extra: str) -> Iterator[subprocess.Popen]:
-    server = subprocess.Popen([sys.executable, "-m", "clipsearch", "serve", "--db", str(db), *extra],
-                              cwd=REPO, stderr=subprocess.PIPE, text=True)
-    try:
-        assert server.stderr is not None
-        for line in server.stderr:  # "loading ...", then "serving ... on SOCKET" once it answers
-            if line.startswith("serving "):
-                break
-        else:
-            pytest.fail(f"the server exited with {server.wait()} before serving")
-        yield server
-    finally:
-        if server.poll() is None:
-            server.send_signal(signal.SIGTERM)
-            server.wait(timeout=30)
 
 
 def answered(db: Path) -> int:

@@ -20,22 +20,12 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from conftest import CliResult, TinyModel, model_args, run_cli
-from scenes import random_scene, render
+from helpers import CliResult, TinyModel, model_args, run_cli, write_photos
 
 pytestmark = pytest.mark.slow  # the quick tier (-m "not slow") leaves these to CI
 
 REPO = Path(__file__).resolve().parent.parent
 PHOTOS = 4
-
-
-def write_photos(folder: Path, count: int, seed: int) -> list[Path]:
-    folder.mkdir(parents=True, exist_ok=True)
-    rng = random.Random(seed)
-    paths = [folder / f"img-{seed}-{k}.jpg" for k in range(count)]
-    for path in paths:
-        render(random_scene(rng, size="large"), 160, 120).save(path, quality=90)
-    return paths
 
 
 def settle(db: Path) -> None:

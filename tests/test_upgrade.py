@@ -9,8 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import TinyModel, model_args, run_cli
-from test_cli import shows
+from helpers import TinyModel, model_args, run_cli, shows
 
 from clipsearch.store.schema import MIGRATION_SET, MIGRATIONS, SCHEMA_VERSION
 

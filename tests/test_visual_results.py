@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import IndexedLibrary, run_cli
+from helpers import IndexedLibrary, run_cli
 from PIL import Image
 
 from clipsearch.imaging.thumbnails import thumbnail_of_file
@@ -50,13 +50,12 @@ def test_a_contact_sheet_holds_the_results_in_rank_order(indexed_library: Indexe
     assert drawn == [True] * 7 + [False] * 3
     # The top-left cell is the top result: its thumbnail, fitted into the cell, is what the sheet shows there.
     shown = [_fitted(results[rank]["path"], cell_box(0, options, header)) for rank in (0, 1)]
-    assert shown[0] is not None and _difference(pixels, *shown[0]) < 2.0
-    if shown[1] is not None:
-        assert _difference(pixels, *shown[1]) > 5.0  # and not the second one
+    assert _difference(pixels, *shown[0]) < 2.0
+    assert _difference(pixels, *shown[1]) > 5.0  # and not the second one
 
 
-def _fitted(path: str, box: tuple[int, int, int, int]) -> tuple[np.ndarray, int, int] | None:
-    """A photo's thumbnail as a cell shows it, and where: None when it would not fill the same place."""
+def _fitted(path: str, box: tuple[int, int, int, int]) -> tuple[np.ndarray, int, int]:
+    """A photo's thumbnail as a cell shows it, and where."""
     left, top, right, bottom = box
     picture = Image.open(io.BytesIO(thumbnail_of_file(path))).convert("RGB")
     picture.thumbnail((right - left, bottom - top), Image.Resampling.LANCZOS)
@@ -65,6 +64,7 @@ def _fitted(path: str, box: tuple[int, int, int, int]) -> tuple[np.ndarray, int,
 
 
 def _difference(pixels: np.ndarray, picture: np.ndarray, x: int, y: int) -> float:
+    """Mean pixel difference from the picture placed at (x, y); infinite where it would not fit the sheet there."""
     shown = pixels[y:y + picture.shape[0], x:x + picture.shape[1]]
     return float(np.abs(shown - picture).mean()) if shown.shape == picture.shape else float("inf")
 

@@ -9,7 +9,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from conftest import IndexedLibrary, run_cli
+from helpers import IndexedLibrary, run_cli
 from web_server import WebServer
 
 pytestmark = pytest.mark.slow

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import MODEL_DIR
+from helpers import MODEL_DIR
 from quality_zh import GATED, THRESHOLD, hf_embedders, measure_languages, summary
 
 # Before transformers (and huggingface_hub under it) is imported: nothing may be downloaded.
