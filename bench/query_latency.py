@@ -8,7 +8,7 @@ that is not indexed. It measures, one after another on an otherwise idle machine
   cold text query     `clipsearch query ...` in a new process: wall time and peak RSS, median of --runs
   cold similar        `clipsearch similar` with an indexed photo (stored vector) and with NEW.jpg (embedded)
   served              the same three through a running `clipsearch serve`: first as a round trip on the socket
-                      (clipsearch.search.client.ask, what the CLI does), p50/p95 over --served queries, then as
+                      (clipsearch.Library.answer, what the CLI does), p50/p95 over --served queries, then as
                       whole CLI processes
 
 and prints each beside its target: the alternative's 1.1 s (text) and 1.5 s (image) for a cold process, and 50 ms
@@ -79,7 +79,8 @@ def _cold(db: Path, image: Path, runs: int, env: dict[str, str]) -> dict:
 
 def _served(db: Path, image: Path, count: int, env: dict[str, str], runs: int) -> dict:
     from clipsearch.config import DataDir
-    from clipsearch.search.client import ask, server_info
+    from clipsearch.library import Library
+    from clipsearch.library.remote import server_info
     from clipsearch.search.request import QueryKind, QueryOptions
 
     data_dir = DataDir(db)
@@ -100,13 +101,15 @@ def _served(db: Path, image: Path, count: int, env: dict[str, str], runs: int) -
         cases = {"text": ("text", lambda i: f"{TEXTS[i % len(TEXTS)]} {i}"),
                  "similar (indexed)": ("image", lambda i: _indexed_photo(db)),
                  "similar (new file)": ("image", lambda i: str(image))}
+        library = Library(db)
         for name, (kind, query) in cases.items():
             times = []
+            before = server_info(data_dir)["answered"]
             for i in range(count if kind == "text" or "indexed" in name else max(10, count // 10)):
                 start = time.perf_counter()
-                results = ask(data_dir, QueryKind(kind), [query(i)], QueryOptions(limit=10))
+                library.answer(QueryKind(kind), [query(i)], QueryOptions(limit=10))
                 times.append(time.perf_counter() - start)
-                assert results is not None
+            assert server_info(data_dir)["answered"] == before + len(times), "the server should answer"
             times.sort()
             report[name] = {"p50_s": statistics.median(times), "p95_s": times[int(0.95 * (len(times) - 1))],
                             "queries": len(times)}
