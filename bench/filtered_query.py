@@ -53,16 +53,16 @@ def _cold(db: Path, text: str, after: str, before: str) -> tuple[float, float, l
 def _exact(db: Path, text: str, filters: Filters) -> list[str]:
     searcher = Searcher(DataDir(db))
     try:
-        ids = searcher.catalog.filtered_ids(after=filters.after, before=filters.before)
+        ids = searcher.catalog.files.filtered_ids(after=filters.after, before=filters.before)
         query = searcher.embedder.texts([text])[0]
         best_ids, best = [], []
-        for chunk_ids, vectors in searcher.catalog.vectors(ids.tolist()):
+        for chunk_ids, vectors in searcher.catalog.files.vectors(ids.tolist()):
             best_ids.append(chunk_ids)
             best.append(vectors @ query)
         scores, all_ids = np.concatenate(best), np.concatenate(best_ids)
         top = all_ids[np.argsort(-scores)[:10]].tolist()
-        records = searcher.catalog.records(top)
-        return [records[i].path for i in top], len(ids), searcher.catalog.count()
+        records = searcher.catalog.files.records(top)
+        return [records[i].path for i in top], len(ids), searcher.catalog.files.count()
     finally:
         searcher.close()
 

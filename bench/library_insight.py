@@ -58,7 +58,7 @@ def main() -> None:
     shutil.copytree(args.db, db)
     print(f"cpu: {cpu_name()}")
     searcher = Searcher(DataDir(db))
-    photos = searcher.catalog.count()
+    photos = searcher.catalog.files.count()
     vocabulary = _vocabulary(args.labels)
     began = time.perf_counter()
     vectors = label_vectors(searcher.embedder.texts, vocabulary.labels, vocabulary.label_templates)

@@ -57,7 +57,7 @@ def write(prepared: list[Prepared], rows: int, work: Path) -> dict:
     data_dir = DataDir(work / f"db-{rows}")
     catalog = Catalog(data_dir.catalog, create=True)
     writer = BatchWriter(catalog, IndexStats(), Reporter(), staging=False, known_ids={})
-    lookup = HashLookup(data_dir.catalog, {})
+    lookup = HashLookup(catalog.hash_reader(), {})
     began = time.perf_counter()
     batch = Batch()
     for item in prepared:

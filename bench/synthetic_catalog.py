@@ -7,7 +7,7 @@
         --pretrained /tmp/vitb32-random.pt --index-from /tmp/vs1m                # adopt vector_search.py's index
 
 The database is written through clipsearch's own API, as `clipsearch index` would leave it: a catalogue
-(clipsearch.store.catalog.Catalog, its own add_files, in large transactions) holding N rows with plausible
+(clipsearch.store.catalog.Catalog, its own files.add, in large transactions) holding N rows with plausible
 paths in nested folders (camera JPEGs in YEAR/MONTH/, phone shots, screenshots, exports), sizes,
 modification times, dimensions and capture times, and a vector each from bench/synthetic_vectors.py
 (CLIP-like, the same generator and seed as bench/vector_search.py); the model identity the
@@ -138,12 +138,12 @@ def _adopt_index(work: Path, catalog: Catalog, dim: int, n: int, seed: int) -> t
 
 def _check_rows(catalog: Catalog, index: VectorIndex, generator: ClipLikeVectors, n: int) -> None:
     """Row ids are 1..n in generator order, and searching the index for a row's vector finds that row."""
-    low, high, count = catalog._conn.execute("SELECT min(id), max(id), count(*) FROM files").fetchone()
+    low, high, count = catalog._db.conn.execute("SELECT min(id), max(id), count(*) FROM files").fetchone()
     if (low, high, count) != (1, n, n):
         raise SystemExit(f"synthetic_catalog: row ids run {low}..{high} over {count} rows, expected 1..{n}")
     for row in sorted({0, n // 2, n - 1}):
         expected = generator.rows(row, 1)[0]
-        _, stored = next(catalog.vectors([row + 1]))
+        _, stored = next(catalog.files.vectors([row + 1]))
         hits = index.search(expected, 1)
         if not (np.array_equal(stored[0], expected) and hits and hits[0].id == row + 1 and hits[0].score > 0.999):
             raise SystemExit(f"synthetic_catalog: row {row + 1}'s vector differs between generator, catalogue "
@@ -223,13 +223,13 @@ def main(argv: list[str] | None = None) -> int:
     began = time.perf_counter()
     catalog = Catalog(data_dir.catalog, create=True)
     try:
-        catalog.set_setting("catalog_id", uuid.uuid4().hex)
+        catalog.settings.set("catalog_id", uuid.uuid4().hex)
         mark = time.perf_counter()
         identity = resolve_model(catalog, model, pretrained).identity  # as `index` does: hashes a checkpoint file
         figures["model_identity_s"] = time.perf_counter() - mark
         figures["model"] = identity.describe()
         with catalog.transaction():
-            catalog.set_json(MODEL_SETTING, identity.to_dict())
+            catalog.settings.set_json(MODEL_SETTING, identity.to_dict())
         _log(f"model {identity.describe()}, {identity.dim} dimensions (identified in "
              f"{figures['model_identity_s']:.1f} s)")
 
@@ -246,17 +246,17 @@ def main(argv: list[str] | None = None) -> int:
                 make_placeholders(file.path for file in files)
                 placeholders_s += time.perf_counter() - step
             with catalog.transaction():
-                catalog.add_files(files, catalog.next_seq())
+                catalog.files.add(files, catalog.next_seq())
             done = start + len(files)
             _log(f"  catalogue: {done:,}/{args.n:,} rows, "
                  f"{done / (time.perf_counter() - mark - placeholders_s):,.0f} rows/s")
         with catalog.transaction():
-            catalog.record_roots({root: {}})
+            catalog.roots.record({root: {}})
         figures["catalogue_s"] = time.perf_counter() - mark - placeholders_s
         figures["placeholders_s"] = placeholders_s
         figures["catalogue_generate_s"] = generate_s
         figures["catalogue_rows_per_s"] = args.n / figures["catalogue_s"]
-        catalog._conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")  # leave one file, as after a finished `index`
+        catalog._db.conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")  # leave one file, as after a finished `index`
 
         mark = time.perf_counter()
         if args.index_from is not None:
@@ -271,9 +271,9 @@ def main(argv: list[str] | None = None) -> int:
         figures["index_s"] = time.perf_counter() - mark
         _check_rows(catalog, index, generator, args.n)
         mark = time.perf_counter()
-        index.save(data_dir, catalog.get_setting("catalog_id") or "")
+        index.save(data_dir, catalog.settings.get("catalog_id") or "")
         figures["index_save_s"] = time.perf_counter() - mark
-        probe_path = catalog._conn.execute("SELECT path FROM files WHERE id = ?", (args.n // 2 + 1,)).fetchone()[0]
+        probe_path = catalog._db.conn.execute("SELECT path FROM files WHERE id = ?", (args.n // 2 + 1,)).fetchone()[0]
         probe_path = os.fsdecode(probe_path)
         del index
     finally:

@@ -70,7 +70,7 @@ def assert_catalogue_and_index_agree(db: Path) -> None:
     catalog = Catalog(data_dir.catalog)
     try:
         ids, vectors = [], []
-        for chunk_ids, chunk in catalog.vectors():
+        for chunk_ids, chunk in catalog.files.vectors():
             ids += chunk_ids.tolist()
             vectors.append(chunk)
         if not ids:

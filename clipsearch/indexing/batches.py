@@ -79,8 +79,8 @@ class BatchWriter:
     def _copy(self, item: Prepared, batch: Batch) -> None:
         """A copy of a catalogued file: its vector and facts, without decoding or embedding."""
         assert item.reuse is not None
-        source = (self.catalog.staged_reusable(item.reuse.row_id) if self.staging
-                  else self.catalog.reusable(item.reuse.row_id))
+        source = (self.catalog.staging.reusable(item.reuse.row_id) if self.staging
+                  else self.catalog.files.reusable(item.reuse.row_id))
         if source is None:  # cannot happen while we hold the writer lock; retried on the next run if it does
             self.reporter.skipped(item.found.path, "its content changed while indexing")
             self.stats.skipped += 1
@@ -98,18 +98,18 @@ class BatchWriter:
             return
         with self.catalog.transaction():
             if self.staging:
-                self.catalog.stage_files(batch.files)
+                self.catalog.staging.stage(batch.files)
             else:
                 seq = self.catalog.next_seq()
-                self.catalog.remove_ids(batch.replaced, seq)
-                self.catalog.add_files(batch.files, seq)
-                self.catalog.replace_regions(batch.regions, seq)
-                self.catalog.move_files(batch.moves)
-                self.catalog.touch_files(batch.touches)
+                self.catalog.files.remove(batch.replaced, seq)
+                self.catalog.files.add(batch.files, seq)
+                self.catalog.regions.replace(batch.regions, seq)
+                self.catalog.files.move(batch.moves)
+                self.catalog.files.touch(batch.touches)
                 if self.tagger is not None:
                     tag_new_files(self.catalog, self.tagger, batch.files)
-            self.catalog.record_failures(batch.failures)
-            self.catalog.clear_in_flight(batch.done)
+            self.catalog.failures.record(batch.failures)
+            self.catalog.in_flight.clear(batch.done)
         self.stats.indexed += len(batch.files)
 
     @staticmethod

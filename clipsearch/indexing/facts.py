@@ -30,6 +30,6 @@ def refresh_facts(catalog: Catalog, stale: Iterable[tuple[str, int]], workers: i
         for start in range(0, len(items), CHUNK):
             facts = [f for f in executor.map(_facts_of, items[start:start + CHUNK]) if f is not None]
             with catalog.transaction():
-                catalog.update_facts(facts)
+                catalog.files.update_facts(facts)
             updated += len(facts)
     return updated

@@ -30,10 +30,10 @@ def forget_paths(data_dir: DataDir, paths: Sequence[str], wait: bool = True,
         catalog = Catalog(data_dir.catalog)
         try:
             with catalog.transaction():
-                files = catalog.remove_files_under(list(paths), catalog.next_seq())
-                roots = catalog.forget_roots_under(list(paths))
-                catalog.forget_failures_under(list(paths))
-                catalog.unstage_under(list(paths))
+                files = catalog.files.remove_under(list(paths), catalog.next_seq())
+                roots = catalog.roots.forget_under(list(paths))
+                catalog.failures.forget_under(list(paths))
+                catalog.staging.unstage_under(list(paths))
             identity = recorded_model(catalog)
             if files and identity is not None:
                 index, _ = VectorIndex.open(data_dir, catalog, identity.dim)

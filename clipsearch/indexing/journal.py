@@ -24,7 +24,7 @@ class Suspects:
 
 
 def sort_out(catalog: Catalog, tasks: Sequence[Task]) -> Suspects:
-    leftovers = catalog.in_flight()
+    leftovers = catalog.in_flight.all()
     suspects: list[Task] = []
     rest: list[Task] = []
     for task in tasks:
@@ -36,7 +36,7 @@ def sort_out(catalog: Catalog, tasks: Sequence[Task]) -> Suspects:
 
 def mark(catalog: Catalog, tasks: Sequence[Task], attempts: int = 1) -> None:
     with catalog.transaction():
-        catalog.mark_in_flight([InFlight(t.found.path, t.found.size, t.found.mtime_ns, attempts) for t in tasks])
+        catalog.in_flight.mark([InFlight(t.found.path, t.found.size, t.found.mtime_ns, attempts) for t in tasks])
 
 
 def marked_in_chunks(catalog: Catalog, tasks: Sequence[Task], chunk: int) -> Iterator[Task]:

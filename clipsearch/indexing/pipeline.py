@@ -142,15 +142,15 @@ class Indexer:
 
     def _prepare(self, catalog: Catalog) -> _Run:
         """Choose the model and the roots, crawl, and set what was found against the catalogue."""
-        if catalog.get_setting("catalog_id") is None:
-            catalog.set_setting("catalog_id", uuid.uuid4().hex)
+        if catalog.settings.get("catalog_id") is None:
+            catalog.settings.set("catalog_id", uuid.uuid4().hex)
         options = self.options
         choice = resolve_model(catalog, options.model, options.pretrained, reindex=options.reindex, record=True)
         asked = options.model is not None or options.pretrained is not None
         self.switch = switch.decide(catalog, choice, asked, self.reporter.message)
         self.identity = self.switch.target or choice.identity
         self.stats.model = self.identity.describe()
-        roots = plan_roots(options.roots, options.changes, catalog.roots(), everything=self.switch.active,
+        roots = plan_roots(options.roots, options.changes, catalog.roots.all(), everything=self.switch.active,
                            say=self.reporter.message)
         if not roots:
             raise UsageError("nothing to index yet: name the folders to index, e.g. `clipsearch index ~/Pictures`")
@@ -161,7 +161,7 @@ class Indexer:
             switch.begin(catalog, self.identity)
         elif choice.changed and not self.switch.active:
             with catalog.transaction():
-                catalog.set_json(MODEL_SETTING, self.identity.to_dict())
+                catalog.settings.set_json(MODEL_SETTING, self.identity.to_dict())
         for problem in found.problems:
             self.reporter.skipped(problem.path, problem.reason)
         self.stats.skipped += len(found.problems)
@@ -179,19 +179,19 @@ class Indexer:
         if self.options.regions is not None:
             with catalog.transaction():
                 if self.options.regions:
-                    catalog.set_json(REGIONS_SETTING, {"grid": DEFAULT_GRID})
+                    catalog.settings.set_json(REGIONS_SETTING, {"grid": DEFAULT_GRID})
                 else:
-                    catalog.set_setting(REGIONS_SETTING, "")
-                    catalog.remove_all_regions(catalog.next_seq())
-        return int((catalog.get_json(REGIONS_SETTING) or {}).get("grid", 0))
+                    catalog.settings.set(REGIONS_SETTING, "")
+                    catalog.regions.remove_all(catalog.next_seq())
+        return int((catalog.settings.get_json(REGIONS_SETTING) or {}).get("grid", 0))
 
     def _process(self, run: _Run) -> None:
         catalog, plan = run.catalog, run.plan
         workers = self.options.workers or os.cpu_count() or 2
         window = 2 * (self.options.batch_size or max(DEFAULT_BATCH_SIZE.values())) + 2 * workers
         # --reindex means embed again: reusing a vector by content would defeat it.
-        lookup = HashLookup(self.data_dir.catalog, plan.vanished, enabled=not self.options.reindex,
-                            table="staged" if self.switch.active else "files")
+        lookup = HashLookup(catalog.hash_reader(staged=self.switch.active), plan.vanished,
+                            enabled=not self.options.reindex)
         assert self.identity is not None
         tagger = None if self.switch.active else stored_tagger(catalog, self.identity)
         writer = BatchWriter(catalog, self.stats, self.reporter, staging=self.switch.active,
@@ -228,7 +228,8 @@ class Indexer:
         from clipsearch.indexing.cluster import RaySession, unreachable_everywhere
 
         assert self.identity is not None and self.options.ray is not None
-        known = frozenset() if self.options.reindex else run.catalog.content_hashes(staged=self.switch.active)
+        hashes = run.catalog.staging if self.switch.active else run.catalog.files
+        known = frozenset() if self.options.reindex else hashes.content_hashes()
         session = RaySession(self.options.ray, self.identity, self.options.device.value,
                              self.options.precision.value, known, self.reporter.message)
         self.reporter.phase("embedding")
@@ -294,12 +295,12 @@ class Indexer:
         gone = [row_id for row_id in plan.vanished if row_id not in plan.moved_ids]
         with catalog.transaction():
             if gone:
-                catalog.remove_ids(gone, catalog.next_seq())
-            catalog.unstage_paths(plan.unstaged)
-            catalog.forget_failures(plan.failed_elsewhere)
-            catalog.record_roots({root.path: root.record(run.found.linked.get(root.path, ()))
+                catalog.files.remove(gone, catalog.next_seq())
+            catalog.staging.unstage(plan.unstaged)
+            catalog.failures.forget(plan.failed_elsewhere)
+            catalog.roots.record({root.path: root.record(run.found.linked.get(root.path, ()))
                                   for root in run.roots})
-            catalog.set_setting("last_indexed", now_iso())
+            catalog.settings.set("last_indexed", now_iso())
         self.stats.removed += len(gone)
         if not self.switch.active:  # a switch's swap brings every file's facts
             self._refresh_facts(run)
@@ -312,7 +313,7 @@ class Indexer:
     def _refresh_facts(self, run: _Run) -> None:
         """Read the dates and cameras of the files an earlier version indexed without them (headers only)."""
         seen = {file.path for file in run.found.files}
-        stale = [(path, file_id) for path, file_id in run.catalog.stale_facts(list(run.found.roots)).items()
+        stale = [(path, file_id) for path, file_id in run.catalog.files.stale_facts(list(run.found.roots)).items()
                  if path in seen]
         if stale:
             count = refresh_facts(run.catalog, stale, self.options.workers or os.cpu_count() or 2)
@@ -321,7 +322,7 @@ class Indexer:
     def _wind_up(self, run: _Run) -> None:
         """Whatever way the run ended, it did not crash: nothing in flight is a suspect. Save the index."""
         with run.catalog.transaction():
-            run.catalog.clear_in_flight()
+            run.catalog.in_flight.clear()
         if run.index is not None:
             run.index.persist(run.catalog, self.data_dir)
 

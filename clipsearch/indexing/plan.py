@@ -48,14 +48,14 @@ def make_plan(catalog: Catalog, found: CrawlResult, roots: Sequence[RootPlan], *
     """The run's work. A root owns the files under it and those its followed symlinks led to; files under
     another known root that is not being crawled are that root's business."""
     crawled = [root.path for root in roots]
-    others = [r.path for r in catalog.roots() if r.path not in crawled and not _under_any(r.path, crawled)]
+    others = [r.path for r in catalog.roots.all() if r.path not in crawled and not _under_any(r.path, crawled)]
     owned = crawled + [target for root in roots for target in root.linked if not _under_any(target, crawled)]
-    known = {path: row for path, row in catalog.known_files(owned).items() if not _under_any(path, others)}
-    staged = catalog.staged_stats(owned) if staging else {}
-    failures = catalog.known_failures(owned)
+    known = {path: row for path, row in catalog.files.known(owned).items() if not _under_any(path, others)}
+    staged = catalog.staging.stats(owned) if staging else {}
+    failures = catalog.failures.known(owned)
     plan = Plan([], known, {}, [], [])
     # Regions are asked for: files catalogued without them are read again (their vector comes out the same).
-    lacking = catalog.files_without_regions() if regions and not staging else set()
+    lacking = catalog.regions.files_without() if regions and not staging else set()
     limits = {root.path: root.max_megapixels for root in roots}
     for file in found.files:
         row = known.get(file.path)

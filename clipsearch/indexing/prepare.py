@@ -5,13 +5,11 @@ Pillow and hashlib release the GIL, so decoding in threads overlaps with the mod
 
 from __future__ import annotations
 
-import sqlite3
 import threading
 from collections import deque
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Protocol
 
 import numpy as np
@@ -22,7 +20,7 @@ from clipsearch.imaging.decode import DecodedImage, check_image, decode_image, r
 from clipsearch.imaging.pixels import prepare_pixels
 from clipsearch.indexing.crawl import FoundFile
 from clipsearch.models.preprocessing import Preprocessing
-from clipsearch.store.sqlite_guard import catalog_error
+from clipsearch.store.hash_reader import HashReader
 
 
 @dataclass(frozen=True)
@@ -76,19 +74,15 @@ class Prepared:
 
 
 class HashLookup:
-    """Finds rows with a given content hash from worker threads, each with its own read connection.
+    """Finds rows with a given content hash from worker threads (through the catalogue's HashReader).
 
-    `table` is `files`, or `staged` while switching models (only vectors of the new model can be reused).
+    The reader finds `files`, or `staged` files while switching models (only vectors of the new model can be
+    reused).
     """
 
-    def __init__(self, catalog_path: Path, vanished: dict[int, str], *, enabled: bool = True,
-                 table: str = "files") -> None:
-        self._path = catalog_path
+    def __init__(self, reader: HashReader, vanished: dict[int, str], *, enabled: bool = True) -> None:
+        self._reader = reader
         self._enabled = enabled
-        self._query = ("SELECT id FROM files WHERE hash = ?" if table == "files"
-                       else "SELECT rowid FROM staged WHERE hash = ?")
-        self._local = threading.local()
-        self._connections: list[sqlite3.Connection] = []
         self._vanished = vanished
         self._claimed: set[int] = set()
         self._lock = threading.Lock()
@@ -96,16 +90,7 @@ class HashLookup:
     def find(self, digest: str) -> Reuse | None:
         if not self._enabled:
             return None
-        try:
-            connection = getattr(self._local, "connection", None)
-            if connection is None:
-                connection = sqlite3.connect(self._path.as_uri() + "?mode=ro", uri=True, check_same_thread=False)
-                self._local.connection = connection
-                with self._lock:
-                    self._connections.append(connection)
-            ids = [row[0] for row in connection.execute(self._query, (digest,))]
-        except sqlite3.Error as error:
-            raise catalog_error(self._path, error) from error
+        ids = self._reader.ids_with_hash(digest)
         with self._lock:
             # A vanished row is a move, and each can move only once; any other match is a copy.
             for row_id in ids:
@@ -115,10 +100,7 @@ class HashLookup:
         return Reuse(ids[0], move=False) if ids else None
 
     def close(self) -> None:
-        with self._lock:
-            for connection in self._connections:
-                connection.close()
-            self._connections.clear()
+        self._reader.close()
 
 
 def match(task: Task, lookup: ContentLookup, read: Callable[[Task], bytes] = read_task,

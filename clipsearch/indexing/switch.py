@@ -32,14 +32,14 @@ class SwitchPlan:
 
 
 def pending_switch(catalog: Catalog) -> ModelIdentity | None:
-    stored = catalog.switch_target()
+    stored = catalog.staging.switch_target()
     return ModelIdentity.from_dict(stored) if stored else None
 
 
 def decide(catalog: Catalog, choice: ResolvedModel, asked: bool, say: Callable[[str], None]) -> SwitchPlan:
     """Whether this run switches models: a switch asked for now, or one a previous run left unfinished."""
     pending = pending_switch(catalog)
-    if choice.changed and choice.recorded is not None and catalog.count():
+    if choice.changed and choice.recorded is not None and catalog.files.count():
         if pending is not None and pending.same_model(choice.identity):
             say(f"continuing the switch to {pending.describe()} ({progress(catalog)})")
             return SwitchPlan(choice.identity)
@@ -51,34 +51,34 @@ def decide(catalog: Catalog, choice: ResolvedModel, asked: bool, say: Callable[[
     if asked:  # the database's own model, named: the user wants it, not the switch
         say(f"abandoning the unfinished switch to {pending.describe()}")
         with catalog.transaction():
-            catalog.clear_staged()
-            catalog.set_switch_target(None)
+            catalog.staging.clear()
+            catalog.staging.set_switch_target(None)
         return SwitchPlan()
     say(f"continuing the switch to {pending.describe()} ({progress(catalog)})")
     return SwitchPlan(pending)
 
 
 def progress(catalog: Catalog) -> str:
-    return f"{catalog.staged_count()} of about {catalog.count()} files embedded with it so far"
+    return f"{catalog.staging.count()} of about {catalog.files.count()} files embedded with it so far"
 
 
 def begin(catalog: Catalog, target: ModelIdentity) -> None:
     """Record the switch, once the new model has loaded: from now on its vectors are staged."""
     with catalog.transaction():
-        catalog.clear_staged()
-        catalog.set_switch_target(target.to_dict())
+        catalog.staging.clear()
+        catalog.staging.set_switch_target(target.to_dict())
 
 
 def complete(catalog: Catalog, data_dir: DataDir, target: ModelIdentity) -> int:
     """Swap the staged vectors in and record the new model, in one transaction; returns how many files went."""
     with catalog.transaction():
         seq = catalog.next_seq()
-        result = catalog.swap_in_staged(seq)
-        catalog.remove_all_regions(seq)  # in the old model's space: the next run makes them again
-        catalog.set_json(MODEL_SETTING, target.to_dict())
-        catalog.set_switch_target(None)
+        result = catalog.staging.swap_in(seq)
+        catalog.regions.remove_all(seq)  # in the old model's space: the next run makes them again
+        catalog.settings.set_json(MODEL_SETTING, target.to_dict())
+        catalog.staging.set_switch_target(None)
         # A new identity for the catalogue: the old HNSW file (other vectors, maybe another size) is rebuilt.
-        catalog.set_setting("catalog_id", uuid.uuid4().hex)
+        catalog.settings.set("catalog_id", uuid.uuid4().hex)
     _promote_query_model(data_dir)
     return len(result.removed)
 

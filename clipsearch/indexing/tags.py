@@ -13,8 +13,8 @@ from clipsearch.store.tags_table import VOCABULARY_SETTING
 
 def stored_tagger(catalog: Catalog, identity: ModelIdentity) -> Tagger | None:
     """The database's vocabulary as a Tagger, when it was made for this model; None otherwise."""
-    settings = catalog.get_json(VOCABULARY_SETTING)
-    stored = catalog.label_vectors()
+    settings = catalog.settings.get_json(VOCABULARY_SETTING)
+    stored = catalog.tags.label_vectors()
     if not settings or stored is None or not ModelIdentity.from_dict(settings.get("model") or {}).same_model(identity):
         return None
     labels, groups, vectors = stored
@@ -27,8 +27,8 @@ def tag_new_files(catalog: Catalog, tagger: Tagger, files: Sequence[NewFile]) ->
         return
     import numpy as np
 
-    ids = catalog.ids_of([f.path for f in files])
+    ids = catalog.files.ids_of([f.path for f in files])
     chosen = tagger.tags(np.stack([f.vector for f in files]))
     rows = [(ids[f.path], label, probability) for f, tags in zip(files, chosen) if f.path in ids
             for label, probability in tags]
-    catalog.replace_tags({ids[f.path] for f in files if f.path in ids}, rows)
+    catalog.tags.replace({ids[f.path] for f in files if f.path in ids}, rows)

@@ -47,8 +47,8 @@ def _targets(searcher: Searcher, images: Sequence[str]) -> Iterator[tuple[str, n
         resolved = os.path.realpath(image) if image else image
         if image and os.path.isdir(resolved):
             found = False
-            for ids, vectors in searcher.catalog.vectors_under(resolved):
-                records = searcher.catalog.records(ids.tolist())
+            for ids, vectors in searcher.catalog.files.vectors_under(resolved):
+                records = searcher.catalog.files.records(ids.tolist())
                 for file_id, vector in zip(ids.tolist(), vectors):
                     found = True
                     yield records[file_id].path, vector

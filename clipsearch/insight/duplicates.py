@@ -122,14 +122,14 @@ def calibrate(searcher: Searcher, paths: Sequence[str]) -> Thresholds:
 
 
 def _thresholds(searcher: Searcher, photos: list[_Photo]) -> Thresholds:
-    stored = searcher.catalog.get_json(THRESHOLDS_SETTING)
+    stored = searcher.catalog.settings.get_json(THRESHOLDS_SETTING)
     model = searcher.identity.to_dict()
     if stored and ModelIdentity.from_dict(stored.get("model") or {}).same_model(searcher.identity):
         return Thresholds(stored["near"], stored["similar"])
     step = max(1, len(photos) // CALIBRATION_PHOTOS)
     measured = calibrate(searcher, [p.path for p in photos[::step][:CALIBRATION_PHOTOS]])
     with contextlib.suppress(CatalogError):  # a read-only database still answers; it measures again next time
-        searcher.catalog.set_json(THRESHOLDS_SETTING, {**asdict(measured), "model": model})
+        searcher.catalog.settings.set_json(THRESHOLDS_SETTING, {**asdict(measured), "model": model})
     return measured
 
 
@@ -161,7 +161,7 @@ def _pairs(searcher: Searcher, ids: np.ndarray, floor: float) -> list[tuple[int,
     position = {int(i): n for n, i in enumerate(ids.tolist())}
     pairs: dict[tuple[int, int], float] = {}
     for start in range(0, len(ids), CHUNK):
-        chunks = list(searcher.catalog.vectors(ids[start:start + CHUNK].tolist()))
+        chunks = list(searcher.catalog.files.vectors(ids[start:start + CHUNK].tolist()))
         order = [i for chunk_ids, _ in chunks for i in chunk_ids.tolist()]
         labels, cosines = index.neighbours(np.concatenate([v for _, v in chunks]), NEIGHBOURS, ef=NEIGHBOUR_EF)
         for own, row_labels, row_cosines in zip(order, labels, cosines):
@@ -177,7 +177,7 @@ def find_duplicates(searcher: Searcher, within: Sequence[str] = (), include_simi
     folders = list(candidates_for(searcher.catalog, QueryOptions(within=tuple(within))).folders)
     photos = [_Photo(row[0], row[1], row[2], (row[3] or 0) * (row[4] or 0), row[5],
                      " ".join(filter(None, row[6:8])) or None, row[8])
-              for row in searcher.catalog.duplicate_facts(folders)]
+              for row in searcher.catalog.files.duplicate_facts(folders)]
     measured = _thresholds(searcher, photos)
     if threshold is not None:
         if not 0 < threshold <= 1:
@@ -187,7 +187,7 @@ def find_duplicates(searcher: Searcher, within: Sequence[str] = (), include_simi
     pairs = _pairs(searcher, np.array([p.id for p in photos], np.int64), measured.similar) if photos else []
     groups = _group(photos, by_id, pairs, measured, include_similar)
     grouped = [photos[m].id for _, members in groups for m in members]
-    vectors = {i: v for ids, vs in searcher.catalog.vectors(grouped) for i, v in zip(ids.tolist(), vs)}
+    vectors = {i: v for ids, vs in searcher.catalog.files.vectors(grouped) for i, v in zip(ids.tolist(), vs)}
     return [_described(number, kind, members, photos, vectors) for number, (kind, members)
             in enumerate(groups, start=1)], measured
 

@@ -45,15 +45,16 @@ def write_tags(catalog: Catalog, tagger: Tagger, vocabulary: Vocabulary, model: 
     """Record the vocabulary and tag every photo, in one transaction (the caller holds the writer lock)."""
     tagged = tags = photos = 0
     with catalog.transaction():
-        catalog.set_json(VOCABULARY_SETTING, {"vocabulary": vocabulary.to_dict(), "rule": asdict(tagger.rule),
-                                              "logit_scale": tagger.logit_scale, "model": model})
-        catalog.set_label_vectors(tagger.labels, tagger.groups, tagger.vectors)
-        catalog.clear_tags()
-        for ids, image_vectors in catalog.vectors(chunk=CHUNK):
+        catalog.settings.set_json(VOCABULARY_SETTING, {"vocabulary": vocabulary.to_dict(),
+                                                       "rule": asdict(tagger.rule),
+                                                       "logit_scale": tagger.logit_scale, "model": model})
+        catalog.tags.set_label_vectors(tagger.labels, tagger.groups, tagger.vectors)
+        catalog.tags.clear()
+        for ids, image_vectors in catalog.files.vectors(chunk=CHUNK):
             rows = [(int(file_id), label, probability)
                     for file_id, chosen in zip(ids.tolist(), tagger.tags(image_vectors))
                     for label, probability in chosen]
-            catalog.add_tags(rows)
+            catalog.tags.add(rows)
             photos += len(ids)
             tags += len(rows)
             tagged += len({row[0] for row in rows})
@@ -61,6 +62,6 @@ def write_tags(catalog: Catalog, tagger: Tagger, vocabulary: Vocabulary, model: 
 
 
 def tagged(catalog: Catalog, label: str) -> list[TaggedFile]:
-    if not catalog.tag_exists(label):
+    if not catalog.tags.exists(label):
         raise UsageError(f"no photo has the tag {label!r} (`clipsearch tags` lists the tags)")
-    return catalog.tagged(label)
+    return catalog.tags.tagged(label)

@@ -288,7 +288,7 @@ class Library:
     def tags(self) -> list[tuple[str, int]]:
         """Every tag with how many photos have it, most used first."""
         with self._catalog() as catalog:
-            return catalog.tag_counts()
+            return catalog.tags.counts()
 
     def tagged(self, label: str) -> list[TaggedFile]:
         """The photos with one tag, most probable first."""

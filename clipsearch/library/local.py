@@ -48,7 +48,7 @@ class LocalLibrary:
         identity = self._catalog_identity()
         searcher = self._searcher
         if searcher is not None and identity == self._catalog_file:
-            stored = searcher.catalog.get_json(MODEL_SETTING)
+            stored = searcher.catalog.settings.get_json(MODEL_SETTING)
             if stored and ModelIdentity.from_dict(stored).same_model(searcher.identity):
                 if catch_up:
                     searcher.catch_up()

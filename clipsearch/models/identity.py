@@ -246,7 +246,7 @@ class ResolvedModel:
 
 
 def recorded_model(catalog: ModelRecord) -> ModelIdentity | None:
-    stored = catalog.get_json(MODEL_SETTING)
+    stored = catalog.settings.get_json(MODEL_SETTING)
     return ModelIdentity.from_dict(stored) if stored else None
 
 
@@ -270,7 +270,7 @@ def resolve_model(catalog: ModelRecord, model: str | None, pretrained: str | Non
     if recorded is None:
         return ResolvedModel(identity, True, None)
     if not recorded.same_model(identity):
-        if reindex or catalog.count() == 0:
+        if reindex or catalog.files.count() == 0:
             return ResolvedModel(identity, True, recorded)
         raise ModelMismatchError(
             f"this database was indexed with {recorded.describe()}, not {identity.describe()}: leave out "
@@ -279,7 +279,7 @@ def resolve_model(catalog: ModelRecord, model: str | None, pretrained: str | Non
         )
     moved = (identity.checkpoint_path, identity.config_path) != (recorded.checkpoint_path, recorded.config_path)
     if moved and record:
-        catalog.set_json(MODEL_SETTING, identity.to_dict())  # the same files, moved: remember where they are now
+        catalog.settings.set_json(MODEL_SETTING, identity.to_dict())  # the same files, moved: remember where they are now
     return ResolvedModel(identity, False, recorded)
 
 
@@ -305,11 +305,11 @@ def _identify_request(catalog: ModelRecord, recorded: ModelIdentity | None, mode
         else:
             known_architecture(model)
             asked_pretrained = default_pretrained(model)
-    hash_cache = catalog.get_json(CHECKPOINT_HASHES_SETTING) or {}
+    hash_cache = catalog.settings.get_json(CHECKPOINT_HASHES_SETTING) or {}
     cache_before = json.dumps(hash_cache, sort_keys=True)
     identity = identify(ModelSpec(asked_model, asked_pretrained), hash_cache)
     if record and json.dumps(hash_cache, sort_keys=True) != cache_before:
-        catalog.set_json(CHECKPOINT_HASHES_SETTING, hash_cache)
+        catalog.settings.set_json(CHECKPOINT_HASHES_SETTING, hash_cache)
     return identity
 
 

@@ -39,9 +39,9 @@ def candidates_for(catalog: Catalog, options: QueryOptions) -> Candidates:
     if not filters.active:
         return Candidates(folders)
     for tag in (*filters.tags, *filters.no_tags):
-        if not catalog.tag_exists(tag):
+        if not catalog.tags.exists(tag):
             raise UsageError(f"no photo has the tag {visible(tag)!r} (`clipsearch tags` lists the tags)")
-    ids = catalog.filtered_ids(folders, after=filters.after, before=filters.before, undated=filters.undated,
+    ids = catalog.files.filtered_ids(folders, after=filters.after, before=filters.before, undated=filters.undated,
                                camera=filters.camera, tags=filters.tags, no_tags=filters.no_tags)
     return Candidates(folders, ids)
 
@@ -52,7 +52,7 @@ def _checked_folder(catalog: Catalog, folder: str) -> str:
         raise UsageError(f"--in {visible(folder)}: no such folder")
     if not os.path.isdir(resolved):
         raise UsageError(f"--in {visible(folder)}: not a folder (--in narrows the search to a folder)")
-    if not catalog.count_under(resolved):
+    if not catalog.files.count_under(resolved):
         raise UsageError(f"--in {visible(folder)}: nothing under it is indexed (`clipsearch status` lists the "
                          "indexed folders)")
     return resolved
@@ -63,12 +63,13 @@ def nearest(catalog: Catalog, index: Callable[[], VectorIndex], vector: np.ndarr
     """The k candidates nearest to `vector`, best first. `index` is called only when HNSW is needed."""
     if candidates.ids is not None:
         if len(candidates.ids) <= EXACT_SEARCH_LIMIT:
-            return exact_nearest(catalog.vectors(candidates.ids.tolist()), vector, k)
+            return exact_nearest(catalog.files.vectors(candidates.ids.tolist()), vector, k)
         return index().search(vector, k, allowed=set(candidates.ids.tolist()))
     if candidates.folders:
-        if sum(catalog.count_under(f) for f in candidates.folders) <= EXACT_SEARCH_LIMIT:
-            return exact_nearest((chunk for f in candidates.folders for chunk in catalog.vectors_under(f)), vector, k)
-        allowed = {int(i) for f in candidates.folders for i in catalog.ids_under(f)}
+        if sum(catalog.files.count_under(f) for f in candidates.folders) <= EXACT_SEARCH_LIMIT:
+            chunks = (chunk for f in candidates.folders for chunk in catalog.files.vectors_under(f))
+            return exact_nearest(chunks, vector, k)
+        allowed = {int(i) for f in candidates.folders for i in catalog.files.ids_under(f)}
         return index().search(vector, k, allowed=allowed)
     return index().search(vector, k)
 

@@ -23,10 +23,10 @@ def nearest_regions(catalog: Catalog, index: Callable[[], VectorIndex], vector: 
     if candidates.everything:
         return index().search(vector, k)
     files = (candidates.ids.tolist() if candidates.ids is not None
-             else [int(i) for folder in candidates.folders for i in catalog.ids_under(folder)])
+             else [int(i) for folder in candidates.folders for i in catalog.files.ids_under(folder)])
     if len(files) <= EXACT_SEARCH_LIMIT:
-        return exact_nearest(catalog.region_vectors(files), vector, k)
-    allowed = {int(i) for ids, _ in catalog.region_vectors(files) for i in ids}
+        return exact_nearest(catalog.regions.vectors_of_files(files), vector, k)
+    allowed = {int(i) for ids, _ in catalog.regions.vectors_of_files(files) for i in ids}
     return index().search(vector, k, allowed=allowed)
 
 
@@ -35,7 +35,7 @@ def merged(catalog: Catalog, hits: list[Hit], region_hits: list[Hit]) -> tuple[l
     boxes, by photo id."""
     scores = {hit.id: hit.score for hit in hits}
     boxes: dict[int, list[int]] = {}
-    records = catalog.region_records([hit.id for hit in region_hits])
+    records = catalog.regions.records([hit.id for hit in region_hits])
     for hit in region_hits:
         record = records.get(hit.id)
         if record is not None and hit.score > scores.get(record.file_id, -np.inf):

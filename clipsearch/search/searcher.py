@@ -34,7 +34,7 @@ class Searcher:
                  device: Device = Device.auto, precision: Precision = Precision.auto) -> None:
         self.catalog = Catalog(data_dir.catalog)
         try:
-            if not self.catalog.count():
+            if not self.catalog.files.count():
                 raise UsageError(f"nothing is indexed in {data_dir.root} yet: run `clipsearch index FOLDER` first")
             self.identity = resolve_model(self.catalog, model, pretrained).identity
         except BaseException:
@@ -90,7 +90,7 @@ class Searcher:
 
     def like_row(self, row_id: int, options: QueryOptions) -> SearchAnswer:
         """Photos like a catalogued one, named by its id (`clipsearch web`'s "more like this")."""
-        stored = self.catalog.reusable(row_id)
+        stored = self.catalog.files.reusable(row_id)
         if stored is None:
             raise UsageError(f"no photo has id {row_id} in this database")
         record, vector = stored
@@ -98,7 +98,7 @@ class Searcher:
 
     def picture_vector(self, data: bytes, name: str) -> np.ndarray:
         """The vector of a picture given as bytes (an upload), decoded with the limits `index` uses."""
-        vector = self.catalog.vector_by_hash(content_hash(data))  # a copy of an indexed photo
+        vector = self.catalog.files.vector_by_hash(content_hash(data))  # a copy of an indexed photo
         return vector if vector is not None else self.embedder.image_file(name, data)
 
     def like_vector(self, vector: np.ndarray, label: str, options: QueryOptions,
@@ -111,7 +111,7 @@ class Searcher:
         `regions`: text queries also match photos by their region vectors, when the database has any."""
         candidates = candidates_for(self.catalog, options)
         blend = self._blend(options.terms)
-        regions = regions and self.catalog.has_regions()
+        regions = regions and self.catalog.regions.any()
         return _joined([self._search(_blended(vector, blend), options, candidates, query, exclude, regions)
                         for query, vector, exclude in wanted])
 
@@ -141,12 +141,12 @@ class Searcher:
         if "\0" in path:
             raise UsageError(f"{visible(path)}: a path cannot hold a NUL byte")
         resolved = os.path.realpath(path)
-        stored = self.catalog.find(resolved)
+        stored = self.catalog.files.find(resolved)
         if stored is not None:
             record, vector = stored
             return vector, None if include_self else record.id
         data = read_query_file(resolved)
-        copy = self.catalog.vector_by_hash(content_hash(data))  # a byte-identical copy of an indexed photo
+        copy = self.catalog.files.vector_by_hash(content_hash(data))  # a byte-identical copy of an indexed photo
         if copy is not None:
             return copy, None
         return self.embedder.image_file(resolved, data), None
@@ -167,7 +167,7 @@ class Searcher:
             hits = [h for h in hits if h.id != exclude]
             if options.min_score is not None:
                 hits = [h for h in hits if h.score >= options.min_score]
-            records = self.catalog.records([h.id for h in hits])
+            records = self.catalog.files.records([h.id for h in hits])
             # A record may be gone too: removed by a concurrent `index` since the index was read.
             found = [(h.score, records[h.id]) for h in hits if h.id in records]
             present = [(score, r) for score, r in found if os.path.exists(r.path)]

@@ -96,7 +96,7 @@ def database_status(data_dir: DataDir, list_skipped: bool = False) -> Status:
     try:
         stats = catalog.stats()
         identity = recorded_model(catalog)
-        roots = catalog.roots()
+        roots = catalog.roots.all()
         return Status(
             database=str(data_dir.root), model=identity.describe() if identity else None,
             model_identity=identity.to_dict() if identity else None, images=stats.files,
@@ -105,8 +105,8 @@ def database_status(data_dir: DataDir, list_skipped: bool = False) -> Status:
             query_model=_query_model_state(data_dir, identity), writer=writer,
             switch=_switch_state(catalog), private=private,
             root_options={root.path: root.options for root in roots},
-            skipped=catalog.failures() if list_skipped else None, thumbnails=_thumbnail_state(data_dir),
-            regions=catalog.region_count(), engine=_engine_state(data_dir, identity),
+            skipped=catalog.failures.all() if list_skipped else None, thumbnails=_thumbnail_state(data_dir),
+            regions=catalog.regions.count(), engine=_engine_state(data_dir, identity),
         )
     finally:
         catalog.close()
@@ -126,10 +126,10 @@ def _thumbnail_state(data_dir: DataDir) -> ThumbnailState:
 
 
 def _switch_state(catalog: Catalog) -> SwitchState | None:
-    stored = catalog.switch_target()
+    stored = catalog.staging.switch_target()
     if not stored:
         return None
-    return SwitchState(ModelIdentity.from_dict(stored).describe(), catalog.staged_count(), catalog.count())
+    return SwitchState(ModelIdentity.from_dict(stored).describe(), catalog.staging.count(), catalog.files.count())
 
 
 def _query_model_state(data_dir: DataDir, identity: ModelIdentity | None) -> QueryModelState:
@@ -147,7 +147,7 @@ def _query_model_state(data_dir: DataDir, identity: ModelIdentity | None) -> Que
 
 def _index_state(data_dir: DataDir, catalog: Catalog, identity: ModelIdentity | None) -> IndexState:
     """What `VectorIndex.open` will make of the HNSW file, judged from its whole contents: status loads no index."""
-    if not catalog.count() or identity is None:
+    if not catalog.files.count() or identity is None:
         return IndexState("none")
     if not data_dir.hnsw.exists() or not data_dir.hnsw_state.exists():
         return IndexState("missing")

@@ -4,11 +4,10 @@ that could not be used, with why."""
 from __future__ import annotations
 
 import json
-import sqlite3
 from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import Path
 
+from clipsearch.store.connection import Repository
 from clipsearch.store.rows import AT_OR_UNDER, at_or_under, decode_path, encode_path, now_iso
 from clipsearch.store.sqlite_guard import guarded
 
@@ -32,33 +31,39 @@ class Failure:
     kind: str = "bad"
 
 
-class CrawlMemory:
-    """Part of Catalog: the `roots` and `failures` tables."""
-
-    _conn: sqlite3.Connection
-    path: Path
+class RootsRepository(Repository):
+    """The `roots` table: the folders (or single files) indexed, each with its crawl options."""
 
     @guarded
-    def roots(self) -> list[RootRecord]:
+    def all(self) -> list[RootRecord]:
         rows = self._conn.execute("SELECT path, indexed_at, options FROM roots ORDER BY path").fetchall()
         return [RootRecord(decode_path(path), stamp, _options(options)) for path, stamp, options in rows]
 
     @guarded
-    def record_roots(self, roots: dict[str, dict]) -> None:
+    def record(self, roots: dict[str, dict]) -> None:
         """Each root indexed now, with the options it was crawled with."""
         stamp = now_iso()
         self._conn.executemany("INSERT OR REPLACE INTO roots (path, indexed_at, options) VALUES (?, ?, ?)",
                                [(encode_path(r), stamp, json.dumps(o, sort_keys=True)) for r, o in roots.items()])
 
     @guarded
-    def forget_roots_under(self, paths: Sequence[str]) -> int:
+    def forget_under(self, paths: Sequence[str]) -> int:
         removed = 0
         for path in paths:
             removed += self._conn.execute(f"DELETE FROM roots WHERE {AT_OR_UNDER}", at_or_under(path)).rowcount
         return removed
 
     @guarded
-    def known_failures(self, roots: Sequence[str]) -> dict[str, Failure]:
+    def last_indexed(self) -> str | None:
+        """When any root was last indexed."""
+        return self._conn.execute("SELECT max(indexed_at) FROM roots").fetchone()[0]
+
+
+class FailuresRepository(Repository):
+    """The `failures` table: the files that could not be used, with why."""
+
+    @guarded
+    def known(self, roots: Sequence[str]) -> dict[str, Failure]:
         failures: dict[str, Failure] = {}
         for root in roots:
             rows = self._conn.execute(f"SELECT path, size, mtime_ns, reason, kind FROM failures WHERE {AT_OR_UNDER}",
@@ -68,28 +73,28 @@ class CrawlMemory:
         return failures
 
     @guarded
-    def failures(self) -> list[Failure]:
+    def all(self) -> list[Failure]:
         rows = self._conn.execute("SELECT path, size, mtime_ns, reason, kind FROM failures ORDER BY path")
         return [Failure(decode_path(p), size, mtime, reason or "", kind or "bad") for p, size, mtime, reason, kind
                 in rows]
 
     @guarded
-    def failure_count(self) -> int:
+    def count(self) -> int:
         return self._conn.execute("SELECT count(*) FROM failures").fetchone()[0]
 
     @guarded
-    def record_failures(self, failures: Sequence[Failure]) -> None:
+    def record(self, failures: Sequence[Failure]) -> None:
         self._conn.executemany(
             "INSERT OR REPLACE INTO failures (path, size, mtime_ns, reason, kind) VALUES (?, ?, ?, ?, ?)",
             [(encode_path(f.path), f.size, f.mtime_ns, f.reason, f.kind) for f in failures],
         )
 
     @guarded
-    def forget_failures(self, paths: Sequence[str]) -> None:
+    def forget(self, paths: Sequence[str]) -> None:
         self._conn.executemany("DELETE FROM failures WHERE path = ?", [(encode_path(p),) for p in paths])
 
     @guarded
-    def forget_failures_under(self, paths: Sequence[str]) -> None:
+    def forget_under(self, paths: Sequence[str]) -> None:
         for path in paths:
             self._conn.execute(f"DELETE FROM failures WHERE {AT_OR_UNDER}", at_or_under(path))
 

@@ -1,18 +1,19 @@
 """The `files` table: every indexed file, its facts and its vector; what searches read and indexing writes.
 
-Every change to a vector carries a sequence number (`seq`), and removals leave a tombstone in
-`removed`, so the derived HNSW file can be caught up from any earlier state instead of rebuilt.
+It is a table of vectors (clipsearch.store.vectors): every change to a vector carries a sequence number
+(`seq`), and removals leave a tombstone in `removed`, so the derived HNSW file can be caught up from any
+earlier state instead of rebuilt.
 """
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Iterator, Sequence
-from pathlib import Path
 
 import numpy as np
 
-from clipsearch.errors import CatalogError
+from clipsearch.store.connection import Connection
+from clipsearch.store.crawl_memory import FailuresRepository
+from clipsearch.store.regions_table import RegionsRepository
 from clipsearch.store.rows import (
     AT_OR_UNDER,
     UNDER,
@@ -28,24 +29,28 @@ from clipsearch.store.rows import (
     under,
 )
 from clipsearch.store.schema import FACTS_VERSION
+from clipsearch.store.settings import SettingsRepository
 from clipsearch.store.sqlite_guard import guarded
+from clipsearch.store.tags_table import TagsRepository
+from clipsearch.store.vectors import VECTOR_CHUNK, VectorTable, as_vector, vector_blob
 
 _RECORD_COLUMNS = "id, path, width, height, taken_at, camera_make, camera_model"
 
 
-class FilesTable:
-    """Part of Catalog: reads and writes of `files` (writers hold the writer lock and a transaction)."""
+class FilesRepository(VectorTable):
+    """Reads and writes of `files` (writers hold the writer lock and a transaction). A file's regions, tags and
+    remembered failure go with the file's vector, through the repositories given here."""
 
-    _conn: sqlite3.Connection
-    path: Path
+    def __init__(self, db: Connection, settings: SettingsRepository, *, regions: RegionsRepository,
+                 tags: TagsRepository, failures: FailuresRepository) -> None:
+        super().__init__(db, settings, table="files", tombstones="removed", pruned_setting="pruned_seq")
+        self._regions = regions
+        self._tags = tags
+        self._failures = failures
 
     # reads --------------------------------------------------------------------------------------
     @guarded
-    def count(self) -> int:
-        return self._conn.execute("SELECT count(*) FROM files").fetchone()[0]
-
-    @guarded
-    def known_files(self, roots: Sequence[str]) -> dict[str, KnownFile]:
+    def known(self, roots: Sequence[str]) -> dict[str, KnownFile]:
         """Every catalogued file under any of `roots` (folders or single files), keyed by path."""
         known: dict[str, KnownFile] = {}
         for root in roots:
@@ -69,7 +74,7 @@ class FilesTable:
                                  (encode_path(path),)).fetchone()
         if row is None:
             return None
-        return FileRecord(row[0], decode_path(row[1]), *row[2:7]), _vector(row[7], self.path)
+        return FileRecord(row[0], decode_path(row[1]), *row[2:7]), as_vector(row[7], self.path)
 
     @guarded
     def reusable(self, file_id: int) -> tuple[FileRecord, np.ndarray] | None:
@@ -77,7 +82,7 @@ class FilesTable:
         row = self._conn.execute(f"SELECT {_RECORD_COLUMNS}, vector FROM files WHERE id = ?", (file_id,)).fetchone()
         if row is None:
             return None
-        return FileRecord(row[0], decode_path(row[1]), *row[2:7]), _vector(row[7], self.path)
+        return FileRecord(row[0], decode_path(row[1]), *row[2:7]), as_vector(row[7], self.path)
 
     @guarded
     def duplicate_facts(self, folders: Sequence[str] = ()) -> list[tuple]:
@@ -103,7 +108,7 @@ class FilesTable:
     def vector_by_hash(self, digest: str) -> np.ndarray | None:
         """The vector of a file with this content, if one is indexed."""
         row = self._conn.execute("SELECT vector FROM files WHERE hash = ? LIMIT 1", (digest,)).fetchone()
-        return None if row is None else _vector(row[0], self.path)
+        return None if row is None else as_vector(row[0], self.path)
 
     @guarded
     def ids_under(self, folder: str) -> np.ndarray:
@@ -142,11 +147,10 @@ class FilesTable:
         return np.fromiter((r[0] for r in rows), dtype=np.int64)
 
     @guarded
-    def content_hashes(self, staged: bool = False) -> frozenset[str]:
-        """Every content hash catalogued (or staged, during a model switch): for workers that cannot read the
-        catalogue, to tell the files whose vectors it already holds."""
-        table = "staged" if staged else "files"
-        return frozenset(row[0] for row in self._conn.execute(f"SELECT hash FROM {table} WHERE hash IS NOT NULL"))
+    def content_hashes(self) -> frozenset[str]:
+        """Every content hash catalogued: for workers that cannot read the catalogue, to tell the files whose
+        vectors it already holds."""
+        return frozenset(row[0] for row in self._conn.execute("SELECT hash FROM files WHERE hash IS NOT NULL"))
 
     @guarded
     def cameras(self) -> list[tuple[str | None, str | None, int]]:
@@ -160,32 +164,13 @@ class FilesTable:
         return self._conn.execute(f"SELECT count(*) FROM files WHERE {UNDER}", under(folder)).fetchone()[0]
 
     @guarded
-    def vectors_under(self, folder: str, chunk: int = 20000) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    def vectors_under(self, folder: str, chunk: int = VECTOR_CHUNK) -> Iterator[tuple[np.ndarray, np.ndarray]]:
         """(ids, vectors) of the files under a folder, in chunks, read in one pass along the path index."""
-        cursor = self._conn.execute(f"SELECT id, vector FROM files WHERE {UNDER}", under(folder))
-        while rows := cursor.fetchmany(chunk):
-            yield stack_vectors(rows, self.path)
-
-    @guarded
-    def vectors(self, ids: Sequence[int] | None = None, chunk: int = 20000) -> Iterator[tuple[np.ndarray, np.ndarray]]:
-        """(ids, vectors) in chunks: all files, or the given ids."""
-        if ids is None:
-            cursor = self._conn.execute("SELECT id, vector FROM files ORDER BY id")
-            while rows := cursor.fetchmany(chunk):
-                yield stack_vectors(rows, self.path)
-            return
-        for part, marks in chunked(ids):
-            rows = self._conn.execute(f"SELECT id, vector FROM files WHERE id IN ({marks})", part).fetchall()
-            if rows:
-                yield stack_vectors(rows, self.path)
-
-    @guarded
-    def ids(self) -> np.ndarray:
-        return np.fromiter((r[0] for r in self._conn.execute("SELECT id FROM files")), dtype=np.int64)
+        yield from self._stream(f"SELECT id, vector FROM files WHERE {UNDER}", under(folder), chunk)
 
     # writes -------------------------------------------------------------------------------------
     @guarded
-    def add_files(self, files: Sequence[NewFile], seq: int) -> None:
+    def add(self, files: Sequence[NewFile], seq: int) -> None:
         stamp = now_iso()
         self._conn.executemany(
             "INSERT INTO files (path, size, mtime_ns, hash, width, height, taken_at, camera_make, camera_model, "
@@ -196,18 +181,18 @@ class FilesTable:
             "indexed_at = excluded.indexed_at, seq = excluded.seq, vector = excluded.vector",
             [
                 (encode_path(f.path), f.size, f.mtime_ns, f.hash, f.width, f.height, f.taken_at, f.camera_make,
-                 f.camera_model, FACTS_VERSION, stamp, seq, np.ascontiguousarray(f.vector, dtype=np.float32).tobytes())
+                 f.camera_model, FACTS_VERSION, stamp, seq, vector_blob(f.vector))
                 for f in files
             ],
         )
-        self._conn.executemany("DELETE FROM failures WHERE path = ?", [(encode_path(f.path),) for f in files])
-        if self._conn.execute("SELECT 1 FROM regions LIMIT 1").fetchone():  # a new vector: its old regions go
+        self._failures.forget([f.path for f in files])
+        if self._regions.any():  # a new vector: its old regions go
             query = "SELECT id FROM files WHERE path = ?"
             ids = [row[0] for f in files for row in self._conn.execute(query, (encode_path(f.path),))]
-            self.remove_regions_of(ids, seq)  # type: ignore[attr-defined]  (Catalog's RegionsTable)
+            self._regions.remove_of_files(ids, seq)
 
     @guarded
-    def move_files(self, moves: Sequence[Move]) -> None:
+    def move(self, moves: Sequence[Move]) -> None:
         # The vector and its label stay: only the row's path changes, so the index needs no update.
         self._conn.executemany(
             "UPDATE files SET path = ?, size = ?, mtime_ns = ? WHERE id = ?",
@@ -215,7 +200,7 @@ class FilesTable:
         )
 
     @guarded
-    def touch_files(self, updates: Sequence[tuple[int, int, int]]) -> None:
+    def touch(self, updates: Sequence[tuple[int, int, int]]) -> None:
         """(id, size, mtime_ns) for files whose content is unchanged though their stat changed."""
         self._conn.executemany("UPDATE files SET size = ?, mtime_ns = ? WHERE id = ?",
                                [(size, mtime, file_id) for file_id, size, mtime in updates])
@@ -239,41 +224,19 @@ class FilesTable:
             "WHERE id = ?", [(*rest, FACTS_VERSION, file_id) for file_id, *rest in facts])
 
     @guarded
-    def remove_ids(self, ids: Sequence[int], seq: int) -> None:
-        rows = [(int(i),) for i in ids]
-        self._conn.executemany("DELETE FROM tags WHERE file_id = ?", rows)
-        self.remove_regions_of([i for (i,) in rows], seq)  # type: ignore[attr-defined]  (Catalog's RegionsTable)
-        self._conn.executemany("DELETE FROM files WHERE id = ?", rows)
-        self._conn.executemany("INSERT OR REPLACE INTO removed (id, seq) VALUES (?, ?)", [(i, seq) for (i,) in rows])
+    def remove(self, ids: Sequence[int], seq: int) -> None:
+        """Remove these files, with their tags and regions, as change `seq`."""
+        ids = [int(i) for i in ids]
+        self._tags.remove_of_files(ids)
+        self._regions.remove_of_files(ids, seq)
+        self._conn.executemany("DELETE FROM files WHERE id = ?", [(i,) for i in ids])
+        self.bury(ids, seq)
 
     @guarded
-    def remove_files_under(self, paths: Sequence[str], seq: int) -> int:
+    def remove_under(self, paths: Sequence[str], seq: int) -> int:
         """Remove the files at or under `paths`; returns how many went."""
         ids = [r[0] for path in paths
                for r in self._conn.execute(f"SELECT id FROM files WHERE {AT_OR_UNDER}", at_or_under(path))]
-        self.remove_ids(ids, seq)
+        self.remove(ids, seq)
         return len(ids)
-
-
-def _damaged_vectors(path: Path) -> CatalogError:
-    return CatalogError(f"the catalogue {path} holds damaged vectors: run `clipsearch index --reindex` on your "
-                        "folders")
-
-
-def _vector(blob: bytes, path: Path) -> np.ndarray:
-    # SQLite cannot tell a vector blob that lost bytes from a good one; numpy would fail with a riddle.
-    if not blob or len(blob) % 4:
-        raise _damaged_vectors(path)
-    return np.frombuffer(blob, dtype=np.float32)
-
-
-def stack_vectors(rows: list[tuple[int, bytes]], path: Path) -> tuple[np.ndarray, np.ndarray]:
-    """(ids, vectors) of (id, vector blob) rows; a CatalogError if any blob is damaged."""
-    ids = np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
-    sizes = {len(r[1]) for r in rows}
-    if len(sizes) > 1:
-        raise _damaged_vectors(path)
-    _vector(rows[0][1], path)
-    vectors = np.frombuffer(b"".join(r[1] for r in rows), dtype=np.float32).reshape(len(rows), -1)
-    return ids, vectors
 

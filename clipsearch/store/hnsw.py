@@ -22,6 +22,7 @@ from clipsearch.config import DataDir
 from clipsearch.errors import CatalogError
 from clipsearch.files import create_private, fingerprint, remove_leftovers, temporary_name, write_json_atomically
 from clipsearch.store.catalog import Catalog
+from clipsearch.store.vectors import VectorTable
 
 # Chosen with bench/vector_search.py over 1M synthetic CLIP-like vectors (README, "Vector search"): low-contrast,
 # text-like queries need ef=256 for recall@10 near 0.98, and M=16 would need ef=512 for them.
@@ -33,30 +34,8 @@ HNSW_EF_SEARCH = 256
 FILES, REGIONS = "files", "regions"  # the two kinds of vectors a database may hold, each with an index of its own
 
 
-class _RegionRows:
-    """The region vectors, seen through the same calls as the files' (which the Catalog answers itself)."""
-
-    def __init__(self, catalog: Catalog) -> None:
-        self._catalog = catalog
-
-    def count(self) -> int:
-        return self._catalog.region_count()
-
-    def ids(self) -> np.ndarray:
-        return self._catalog.region_ids()
-
-    def vectors(self):
-        return self._catalog.region_vectors()
-
-    def changes_since(self, seq: int):
-        return self._catalog.region_changes_since(seq)
-
-    def prune_tombstones(self, seq: int) -> None:
-        self._catalog.prune_region_tombstones(seq)
-
-
-def _rows(catalog: Catalog, kind: str):
-    return catalog if kind == FILES else _RegionRows(catalog)
+def _rows(catalog: Catalog, kind: str) -> VectorTable:
+    return catalog.files if kind == FILES else catalog.regions
 
 
 def index_paths(data_dir: DataDir, kind: str = FILES) -> tuple[Path, Path]:
@@ -97,7 +76,7 @@ def trusted_state(data_dir: DataDir, catalog: Catalog, dim: int, kind: str = FIL
     """The saved index's state, if the file on disk is the one it describes, for this catalogue and model."""
     index_file, state_file = index_paths(data_dir, kind)
     state = IndexState.read(state_file)
-    if (state is None or state.catalog_id != (catalog.get_setting("catalog_id") or "") or state.dim != dim
+    if (state is None or state.catalog_id != (catalog.settings.get("catalog_id") or "") or state.dim != dim
             or state.seq > catalog.current_seq()):
         return None
     try:
@@ -256,5 +235,5 @@ class VectorIndex:
         Callers hold the writer lock.
         """
         self.catch_up(catalog)
-        self.save(data_dir, catalog.get_setting("catalog_id") or "")
+        self.save(data_dir, catalog.settings.get("catalog_id") or "")
         _rows(catalog, self.kind).prune_tombstones(self.seq)

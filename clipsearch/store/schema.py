@@ -10,11 +10,10 @@ migration is recorded as done, then the rest run.
 from __future__ import annotations
 
 import sqlite3
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 from clipsearch.errors import CatalogError
-from clipsearch.store.sqlite_guard import Transaction
+from clipsearch.store.connection import Connection
 
 if TYPE_CHECKING:
     import sqlite_utils
@@ -110,8 +109,9 @@ def schema_version(conn: sqlite3.Connection) -> int:
     return int(conn.execute("PRAGMA user_version").fetchone()[0])
 
 
-def migrate(conn: sqlite3.Connection, path: Path, create: bool) -> None:
-    """Bring the catalogue at `path` to SCHEMA_VERSION, or say why it cannot be used."""
+def migrate(connection: Connection, create: bool) -> None:
+    """Bring the catalogue to SCHEMA_VERSION, or say why it cannot be used."""
+    conn, path = connection.conn, connection.path
     version = schema_version(conn)
     if version > SCHEMA_VERSION:
         raise CatalogError(
@@ -132,7 +132,8 @@ def migrate(conn: sqlite3.Connection, path: Path, create: bool) -> None:
     db = sqlite_utils.Database(conn, execute_plugins=False)
     db.enable_wal()
     # One IMMEDIATE transaction around it all: two processes that open an old catalogue at once migrate it once.
-    with Transaction(conn, path):
+    # sqlite-utils runs each migration in a savepoint (Database.atomic) inside it.
+    with connection.transaction():
         version = schema_version(conn)
         if version >= SCHEMA_VERSION:
             return

@@ -1,4 +1,4 @@
-"""SQLite plumbing for the catalogue: its failures as one-line CatalogErrors, and transactions.
+"""SQLite's failures as one-line CatalogErrors that name the catalogue and say what to do.
 
 Whatever SQLite reports (a damaged file, a read-only folder, a full disk, a foreign lock) can surface in any
 read or write, not only when the file is opened; callers should not each have to know about sqlite3.
@@ -68,7 +68,8 @@ def is_our_bug(error: sqlite3.Error) -> bool:
 
 
 def guarded(method: _Method) -> _Method:
-    """Any SQLite error in a method of an object with `errors()` (a Catalog) becomes a CatalogError naming the file.
+    """Any SQLite error in a method of an object with `errors()` (a repository) becomes a CatalogError naming
+    the file.
 
     Corruption, a read-only or full disk or a foreign lock can surface in any read or write, not
     only when the file is opened, and callers should not each have to know about sqlite3.
@@ -98,34 +99,3 @@ def translated(path: Path) -> Iterator[None]:
         if is_our_bug(error):
             raise
         raise catalog_error(path, error) from error
-
-
-class Transaction:
-    """`with Transaction(conn, path):` commits on success and rolls back on error; failures name the catalogue."""
-
-    def __init__(self, conn: sqlite3.Connection, path: Path) -> None:
-        self._conn = conn
-        self._path = path
-
-    def __enter__(self) -> sqlite3.Connection:
-        with translated(self._path):
-            self._conn.execute("BEGIN IMMEDIATE")
-        return self._conn
-
-    def __exit__(self, kind: type[BaseException] | None, value: BaseException | None, traceback: object) -> None:
-        if kind is not None:
-            self._rollback()
-            return
-        try:
-            with translated(self._path):
-                self._conn.execute("COMMIT")
-        except BaseException:
-            self._rollback()
-            raise
-
-    def _rollback(self) -> None:
-        # After SQLITE_FULL or an I/O error SQLite may already have rolled back, and a failing ROLLBACK
-        # must not replace the error that says what really went wrong.
-        if self._conn.in_transaction:
-            with contextlib.suppress(sqlite3.Error):
-                self._conn.execute("ROLLBACK")

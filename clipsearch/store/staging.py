@@ -4,16 +4,19 @@ files handed to the decoders but not yet committed."""
 from __future__ import annotations
 
 import json
-import sqlite3
 from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 
+from clipsearch.store.connection import Connection, Repository
+from clipsearch.store.crawl_memory import FailuresRepository
 from clipsearch.store.rows import AT_OR_UNDER, FileRecord, NewFile, at_or_under, decode_path, encode_path, now_iso
 from clipsearch.store.schema import FACTS_VERSION
+from clipsearch.store.settings import SettingsRepository
 from clipsearch.store.sqlite_guard import guarded
+from clipsearch.store.tags_table import TagsRepository
+from clipsearch.store.vectors import VectorTable, vector_blob
 
 
 @dataclass(frozen=True)
@@ -34,32 +37,32 @@ class SwapResult:
 SWITCH_SETTING = "model_switch"  # the identity of the model a switch is moving to
 
 
-class Staging:
-    """Part of Catalog: the `staged` and `in_flight` tables, and the model a switch is moving to."""
+class StagingRepository(Repository):
+    """The `staged` table, and the model a switch is moving to. Swapping the staged files in replaces the files'
+    vectors (with tombstones) and their tags, through the repositories given here."""
 
-    _conn: sqlite3.Connection
-    path: Path
-
-    def get_json(self, key: str) -> dict | None:
-        raise NotImplementedError  # Catalog's
-
-    def set_setting(self, key: str, value: str) -> None:
-        raise NotImplementedError  # Catalog's
+    def __init__(self, db: Connection, settings: SettingsRepository, *, files: VectorTable, tags: TagsRepository,
+                 failures: FailuresRepository) -> None:
+        super().__init__(db)
+        self._settings = settings
+        self._files = files
+        self._tags = tags
+        self._failures = failures
 
     def switch_target(self) -> dict | None:
         """The identity (as recorded) of the model an unfinished switch is moving to."""
-        return self.get_json(SWITCH_SETTING)
+        return self._settings.get_json(SWITCH_SETTING)
 
     def set_switch_target(self, identity: dict | None) -> None:
-        self.set_setting(SWITCH_SETTING, json.dumps(identity, sort_keys=True) if identity else "")
+        self._settings.set(SWITCH_SETTING, json.dumps(identity, sort_keys=True) if identity else "")
 
     # a model switch: files embedded with the new model --------------------------------------------
     @guarded
-    def staged_count(self) -> int:
+    def count(self) -> int:
         return self._conn.execute("SELECT count(*) FROM staged").fetchone()[0]
 
     @guarded
-    def staged_stats(self, roots: Sequence[str]) -> dict[str, tuple[int, int]]:
+    def stats(self, roots: Sequence[str]) -> dict[str, tuple[int, int]]:
         """(size, mtime_ns) of every staged file under `roots`."""
         found: dict[str, tuple[int, int]] = {}
         for root in roots:
@@ -69,8 +72,8 @@ class Staging:
         return found
 
     @guarded
-    def staged_reusable(self, rowid: int) -> tuple[FileRecord, np.ndarray] | None:
-        """A staged file's facts and vector, for a copy of it (rowid, as HashLookup finds staged files)."""
+    def reusable(self, rowid: int) -> tuple[FileRecord, np.ndarray] | None:
+        """A staged file's facts and vector, for a copy of it (rowid, as HashReader finds staged files)."""
         row = self._conn.execute("SELECT path, width, height, taken_at, camera_make, camera_model, vector FROM staged "
                                  "WHERE rowid = ?", (rowid,)).fetchone()
         if row is None:
@@ -78,17 +81,17 @@ class Staging:
         return FileRecord(rowid, decode_path(row[0]), *row[1:6]), np.frombuffer(row[6], dtype=np.float32)
 
     @guarded
-    def stage_files(self, files: Sequence[NewFile]) -> None:
+    def stage(self, files: Sequence[NewFile]) -> None:
         self._conn.executemany(
             "INSERT OR REPLACE INTO staged (path, size, mtime_ns, hash, width, height, taken_at, camera_make, "
             "camera_model, vector) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             [(encode_path(f.path), f.size, f.mtime_ns, f.hash, f.width, f.height, f.taken_at, f.camera_make,
-              f.camera_model, np.ascontiguousarray(f.vector, dtype=np.float32).tobytes()) for f in files],
+              f.camera_model, vector_blob(f.vector)) for f in files],
         )
-        self._conn.executemany("DELETE FROM failures WHERE path = ?", [(encode_path(f.path),) for f in files])
+        self._failures.forget([f.path for f in files])
 
     @guarded
-    def unstage_paths(self, paths: Sequence[str]) -> None:
+    def unstage(self, paths: Sequence[str]) -> None:
         self._conn.executemany("DELETE FROM staged WHERE path = ?", [(encode_path(p),) for p in paths])
 
     @guarded
@@ -97,19 +100,19 @@ class Staging:
             self._conn.execute(f"DELETE FROM staged WHERE {AT_OR_UNDER}", at_or_under(path))
 
     @guarded
-    def clear_staged(self) -> None:
+    def clear(self) -> None:
         self._conn.execute("DELETE FROM staged")
 
     @guarded
-    def swap_in_staged(self, seq: int) -> SwapResult:
+    def swap_in(self, seq: int) -> SwapResult:
         """Make the staged files the catalogue's files (inside the caller's transaction). A file that stays keeps
         its row id; rows that were not staged go, with tombstones."""
         stamp = now_iso()
         removed = [row[0] for row in self._conn.execute(
             "SELECT id FROM files WHERE path NOT IN (SELECT path FROM staged)")]
         self._conn.execute("DELETE FROM files WHERE path NOT IN (SELECT path FROM staged)")
-        self._conn.execute("DELETE FROM tags")  # the new model tags again (clipsearch tag)
-        self._conn.executemany("INSERT OR REPLACE INTO removed (id, seq) VALUES (?, ?)", [(i, seq) for i in removed])
+        self._tags.clear()  # the new model tags again (clipsearch tag)
+        self._files.bury(removed, seq)
         replaced = self._conn.execute(
             "UPDATE files SET size = s.size, mtime_ns = s.mtime_ns, hash = s.hash, width = s.width, "
             "height = s.height, taken_at = s.taken_at, camera_make = s.camera_make, camera_model = s.camera_model, "
@@ -123,21 +126,30 @@ class Staging:
         self._conn.execute("DELETE FROM staged")
         return SwapResult(replaced, added, removed)
 
-    # files being decoded: what a crash was busy with -----------------------------------------------
     @guarded
-    def in_flight(self) -> dict[str, InFlight]:
+    def content_hashes(self) -> frozenset[str]:
+        """Every content hash staged: for workers that cannot read the catalogue, to tell the files whose vectors
+        with the new model it already holds."""
+        return frozenset(row[0] for row in self._conn.execute("SELECT hash FROM staged WHERE hash IS NOT NULL"))
+
+
+class InFlightRepository(Repository):
+    """The `in_flight` table: files handed to the decoders and not yet committed, so a crash is known after."""
+
+    @guarded
+    def all(self) -> dict[str, InFlight]:
         rows = self._conn.execute("SELECT path, size, mtime_ns, attempts FROM in_flight").fetchall()
         return {decode_path(p): InFlight(decode_path(p), size, mtime, attempts) for p, size, mtime, attempts in rows}
 
     @guarded
-    def mark_in_flight(self, files: Sequence[InFlight]) -> None:
+    def mark(self, files: Sequence[InFlight]) -> None:
         self._conn.executemany(
             "INSERT OR REPLACE INTO in_flight (path, size, mtime_ns, attempts) VALUES (?, ?, ?, ?)",
             [(encode_path(f.path), f.size, f.mtime_ns, f.attempts) for f in files],
         )
 
     @guarded
-    def clear_in_flight(self, paths: Sequence[str] | None = None) -> None:
+    def clear(self, paths: Sequence[str] | None = None) -> None:
         if paths is None:
             self._conn.execute("DELETE FROM in_flight")
         else:

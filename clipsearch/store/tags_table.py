@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import sqlite3
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 
+from clipsearch.store.connection import Repository
 from clipsearch.store.rows import decode_path
 from clipsearch.store.sqlite_guard import guarded
 
@@ -22,11 +21,8 @@ class TaggedFile:
     probability: float
 
 
-class TagsTable:
-    """Part of Catalog: the `tags` and `tag_labels` tables (writers hold the writer lock and a transaction)."""
-
-    _conn: sqlite3.Connection
-    path: Path
+class TagsRepository(Repository):
+    """The `tags` and `tag_labels` tables (writers hold the writer lock and a transaction)."""
 
     @guarded
     def label_vectors(self) -> tuple[list[str], list[int], np.ndarray] | None:
@@ -45,22 +41,26 @@ class TagsTable:
              for n, (label, group, v) in enumerate(zip(labels, groups, vectors))])
 
     @guarded
-    def clear_tags(self) -> None:
+    def clear(self) -> None:
         self._conn.execute("DELETE FROM tags")
 
     @guarded
-    def add_tags(self, rows: Sequence[tuple[int, str, float]]) -> None:
+    def add(self, rows: Sequence[tuple[int, str, float]]) -> None:
         """(file id, label, probability) rows; a file's tags for a label are replaced."""
         self._conn.executemany("INSERT OR REPLACE INTO tags (file_id, label, probability) VALUES (?, ?, ?)", rows)
 
     @guarded
-    def replace_tags(self, file_ids: set[int], rows: Sequence[tuple[int, str, float]]) -> None:
-        """The tags of these files become `rows`."""
-        self._conn.executemany("DELETE FROM tags WHERE file_id = ?", [(i,) for i in file_ids])
-        self.add_tags(rows)
+    def remove_of_files(self, file_ids: Iterable[int]) -> None:
+        self._conn.executemany("DELETE FROM tags WHERE file_id = ?", [(int(i),) for i in file_ids])
 
     @guarded
-    def tag_counts(self) -> list[tuple[str, int]]:
+    def replace(self, file_ids: set[int], rows: Sequence[tuple[int, str, float]]) -> None:
+        """The tags of these files become `rows`."""
+        self.remove_of_files(file_ids)
+        self.add(rows)
+
+    @guarded
+    def counts(self) -> list[tuple[str, int]]:
         return self._conn.execute("SELECT label, count(*) FROM tags GROUP BY label ORDER BY count(*) DESC, label"
                                   ).fetchall()
 
@@ -72,5 +72,5 @@ class TagsTable:
         return [TaggedFile(file_id, decode_path(path), probability) for file_id, path, probability in rows]
 
     @guarded
-    def tag_exists(self, label: str) -> bool:
+    def exists(self, label: str) -> bool:
         return self._conn.execute("SELECT 1 FROM tags WHERE label = ? LIMIT 1", (label,)).fetchone() is not None

@@ -67,7 +67,7 @@ class PageState:
     def record(self, row_id: int) -> FileRecord | None:
         """The catalogued photo with this id, if there is one: the only way the page names a file."""
         with self.library.searcher(catch_up=False) as searcher:
-            return searcher.catalog.records([row_id]).get(row_id)
+            return searcher.catalog.files.records([row_id]).get(row_id)
 
     def thumbnail(self, record: FileRecord) -> tuple[bytes, str] | None:
         """A catalogued photo's thumbnail and its cache key (an ETag), or None when it cannot be read."""
@@ -108,8 +108,8 @@ class PageState:
             seq = catalog.current_seq()
             if self._facets is not None and self._facets[0] == seq and time.monotonic() < self._facets[1]:
                 return self._facets[2]
-            cameras = [camera_name(make, model) for make, model, _ in catalog.cameras()]
-            facets = Facets([root.path for root in catalog.roots()], [c for c in dict.fromkeys(cameras) if c],
-                            catalog.tag_counts())
+            cameras = [camera_name(make, model) for make, model, _ in catalog.files.cameras()]
+            facets = Facets([root.path for root in catalog.roots.all()], [c for c in dict.fromkeys(cameras) if c],
+                            catalog.tags.counts())
         self._facets = (seq, time.monotonic() + FACETS_TTL_S, facets)
         return facets
