@@ -279,7 +279,7 @@ def resolve_model(catalog: ModelRecord, model: str | None, pretrained: str | Non
         )
     moved = (identity.checkpoint_path, identity.config_path) != (recorded.checkpoint_path, recorded.config_path)
     if moved and record:
-        catalog.settings.set_json(MODEL_SETTING, identity.to_dict())  # the same files, moved: remember where they are now
+        catalog.settings.set_json(MODEL_SETTING, identity.to_dict())  # the same files, moved: where they are now
     return ResolvedModel(identity, False, recorded)
 
 
