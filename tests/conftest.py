@@ -37,6 +37,7 @@ if TYPE_CHECKING:
 
 # Servers' sockets go here: short, because a Unix socket path must fit in about 100 bytes.
 RUNTIME_DIR = tempfile.mkdtemp(prefix="cs-run-")
+os.environ["XDG_RUNTIME_DIR"] = RUNTIME_DIR  # for servers started by module fixtures, before any test's own setup
 
 
 @pytest.fixture(autouse=True)

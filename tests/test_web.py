@@ -182,3 +182,23 @@ def test_away_from_loopback_it_warns_and_asks_for_its_token(web_db: Path) -> Non
         assert server.get("/thumb/1", headers={"Authorization": f"Bearer {token}"})[0] == 200
         # The Host check still holds with the token.
         assert server.get("/", headers={"Host": "evil.example", "Cookie": cookie.split(";")[0]})[0] == 400
+
+
+def test_the_page_and_the_commands_share_one_server(web: WebServer, web_db: Path) -> None:
+    """`web` holds the model once for both: the commands for its database are answered by it, on the socket."""
+    import json
+
+    from helpers import run_cli
+
+    from clipsearch.config import DataDir
+    from clipsearch.library.remote import server_info
+
+    before = server_info(DataDir(web_db))
+    assert before is not None, "web should answer on the database's socket as serve does"
+    found = run_cli("query", "a red circle", "--db", web_db, "-f", "json")
+    assert found.exit_code == 0, found.stderr
+    assert json.loads(found.stdout)
+    assert server_info(DataDir(web_db))["answered"] == before["answered"] + 1
+    # The commands' API is on the socket only, never on the page's TCP port.
+    status, _, _ = web.request("POST", "/v1/search", body=b'{"kind": "text", "queries": ["x"], "options": {}}')
+    assert status in (403, 404, 405)

@@ -40,6 +40,8 @@ def web(
 
     def started(where: Started) -> None:
         say(f"serving {folder.root} at {where.url} (Ctrl-C to stop)")
+        if where.unshared:
+            say(f"note: the page holds a model of its own, the commands do not use it: {where.unshared}")
         if where.token:
             say("the token is shown only this once: the link above carries it")
 

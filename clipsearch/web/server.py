@@ -17,7 +17,7 @@ import struct
 import time
 import webbrowser
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from clipsearch.config import DataDir
@@ -48,9 +48,10 @@ class ServeOptions:
 
 @dataclass(frozen=True)
 class Started:
-    socket: Path
+    socket: Path | None  # None: the page alone (see `unshared`)
     url: str | None = None  # the page's, with the token where there is one: shown once
     token: str | None = None
+    unshared: str | None = None  # why the page does not answer the commands too
 
 
 def listen(host: str, port: int) -> socket.socket:
@@ -130,19 +131,16 @@ def run_server(data_dir: DataDir, options: ServeOptions, on_started: Callable[[S
                on_idle: Callable[[float], None] = lambda minutes: None) -> int:
     """Serve until interrupted (or idle too long); the socket is removed on the way out. Returns the number of
     requests answered. The model and the index load before anything is announced."""
-    from clipsearch.web.api import make_api
-
     library = LocalLibrary(data_dir, ModelChoice(device=options.device))
     path: Path | None = None
     try:
         library.warm_up()
-        private, path = _listen_privately(data_dir)
-        servers = [(_uvicorn_server(make_api(library), http=_owner_only_protocol(),
-                                    limit_concurrency=MAX_CONNECTIONS), [private])]
-        started = Started(path)
+        servers, path, unshared = _api(library, data_dir, required=options.page is None)
+        started = Started(path, unshared=unshared)
         if options.page is not None:
-            page_server, page_socket, started = _page(library, data_dir, options.page, path)
+            page_server, page_socket, url, token = _page(library, data_dir, options.page)
             servers.append((page_server, [page_socket]))
+            started = replace(started, url=url, token=token)
         with contextlib.ExitStack() as sockets:
             for _, listeners in servers:
                 for listener in listeners:
@@ -157,7 +155,23 @@ def run_server(data_dir: DataDir, options: ServeOptions, on_started: Callable[[S
         library.close()
 
 
-def _page(library: LocalLibrary, data_dir: DataDir, page: PageOptions, path: Path):  # type: ignore[no-untyped-def]
+def _api(library: LocalLibrary, data_dir: DataDir, required: bool):  # type: ignore[no-untyped-def]
+    """The API's server on the private socket, or, for `web` beside a running `serve` (or without a private
+    runtime folder), none and why: the page still works with a model of its own, and the commands keep asking
+    the server that was there first, or answer by themselves."""
+    from clipsearch.web.api import make_api
+
+    try:
+        private, path = _listen_privately(data_dir)
+    except UsageError as error:
+        if required:
+            raise
+        return [], None, str(error)
+    server = _uvicorn_server(make_api(library), http=_owner_only_protocol(), limit_concurrency=MAX_CONNECTIONS)
+    return [(server, [private])], path, None
+
+
+def _page(library: LocalLibrary, data_dir: DataDir, page: PageOptions):  # type: ignore[no-untyped-def]
     from clipsearch.web.app import Access, make_app
     from clipsearch.web.page_state import PageState
     from clipsearch.web.security import is_loopback, new_token, own_names
@@ -168,7 +182,7 @@ def _page(library: LocalLibrary, data_dir: DataDir, page: PageOptions, path: Pat
     access = Access(own_names(page.host), token, any_address=page.host in ("0.0.0.0", "::"))
     server = _uvicorn_server(make_app(PageState(library, data_dir), access))
     url = f"http://{url_host(page.host)}:{port}/" + (f"?token={token}" if token else "")
-    return server, listener, Started(path, url, token)
+    return server, listener, url, token
 
 
 async def _serve_all(servers, library: LocalLibrary, options: ServeOptions, started: Started,  # type: ignore
