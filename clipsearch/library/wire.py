@@ -10,14 +10,15 @@ from __future__ import annotations
 
 import json
 from dataclasses import asdict, dataclass, fields
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from clipsearch.insight.classify import Classification
-from clipsearch.insight.duplicates import DuplicateGroup, Thresholds
-from clipsearch.insight.locate import Located
-from clipsearch.insight.regions import Box
 from clipsearch.search.request import QueryKind, QueryOptions
 from clipsearch.search.results import Result, SearchAnswer
+
+if TYPE_CHECKING:  # their modules import numpy and the index: a search answered by the server needs neither
+    from clipsearch.insight.classify import Classification
+    from clipsearch.insight.duplicates import DuplicateGroup, Thresholds
+    from clipsearch.insight.locate import Located
 
 API_VERSION = 3  # 2 was round 2's hand-framed protocol; a client and server of different versions do not talk
 MAX_REQUEST_BYTES = 4 << 20  # larger requests (thousands of queries) are searched in-process
@@ -142,6 +143,8 @@ def classifications_to_json(found: list[Classification]) -> dict[str, Any]:
 
 
 def classifications_from_json(data: dict[str, Any]) -> list[Classification]:
+    from clipsearch.insight.classify import Classification
+
     found = data.get("classifications")
     if not isinstance(found, list):
         raise WireError("not a classification answer")
@@ -153,6 +156,9 @@ def located_to_json(found: list[Located], skipped: list[tuple[str, str]]) -> dic
 
 
 def located_from_json(data: dict[str, Any]) -> tuple[list[Located], list[tuple[str, str]]]:
+    from clipsearch.insight.locate import Located
+    from clipsearch.insight.regions import Box
+
     found, skipped = data.get("located"), data.get("skipped", [])
     if not isinstance(found, list) or not isinstance(skipped, list):
         raise WireError("not a locate answer")
@@ -169,6 +175,8 @@ def duplicates_to_json(groups: list[DuplicateGroup], thresholds: Thresholds) -> 
 
 
 def duplicates_from_json(data: dict[str, Any]) -> tuple[list[DuplicateGroup], Thresholds]:
+    from clipsearch.insight.duplicates import DuplicateGroup, Thresholds
+
     groups = data.get("groups")
     if not isinstance(groups, list):
         raise WireError("not a duplicates answer")
