@@ -14,8 +14,7 @@ from typing import Any
 
 from clipsearch.insight.classify import Classification
 from clipsearch.insight.duplicates import DuplicateGroup, Thresholds
-from clipsearch.insight.locate import Located
-from clipsearch.insight.regions import Box
+from clipsearch.insight.locate import Box, Located
 from clipsearch.search.request import QueryKind, QueryOptions
 from clipsearch.search.results import Result, SearchAnswer
 
