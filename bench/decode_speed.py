@@ -6,7 +6,7 @@ In one run, on the same files (read once first, so the page cache is warm), each
 core), it measures images/s of:
 
   read          the file's bytes (clipsearch.imaging.decode.read_file)
-  + blake2b     read, then the content hash the catalogue keeps (clipsearch.files.content_hash)
+  + blake2b     read, then the content hash the catalogue keeps (clipsearch.filesystem.content_hash)
   + xxh3-128    read, then xxhash's 128-bit hash, for comparison
   pillow        clipsearch's decode: Pillow with draft() (libjpeg-turbo's DCT scaling to the smallest scale whose
                 short side still covers the model's input), EXIF orientation, then prepare_pixels to the model size
@@ -35,7 +35,7 @@ import numpy as np  # noqa: E402
 from index_throughput import cpu_name  # noqa: E402
 from PIL import Image  # noqa: E402
 
-from clipsearch.files import content_hash  # noqa: E402
+from clipsearch.filesystem import content_hash  # noqa: E402
 from clipsearch.imaging.decode import decode_image, read_file  # noqa: E402
 from clipsearch.imaging.pixels import prepare_pixels  # noqa: E402
 

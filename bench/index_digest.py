@@ -3,7 +3,7 @@
     python bench/vector_search.py --n 1000000 --work /tmp/vs1m --ef 256      # builds a 1M-vector index once
     python bench/index_digest.py /tmp/vs1m/hnsw-M32-efc200.bin --dim 512
 
-clipsearch hashes the whole HNSW file (xxh3-128 over a memory map, clipsearch.files.fingerprint) and
+clipsearch hashes the whole HNSW file (xxh3-128 over a memory map, clipsearch.filesystem.fingerprint) and
 compares it with the hash recorded at save time before hnswlib may read it: a damaged file is rebuilt,
 never loaded. This prints, for the same file in one run, alternating: the hash (page cache warm), and a
 fresh process loading the file with hnswlib as `clipsearch query` does. Medians of --runs.
@@ -25,7 +25,7 @@ sys.path.insert(0, str(BENCH))
 
 from index_throughput import cpu_name  # noqa: E402
 
-from clipsearch.files import fingerprint  # noqa: E402
+from clipsearch.filesystem import fingerprint  # noqa: E402
 
 _LOAD = """
 import sys, time, hnswlib

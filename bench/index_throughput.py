@@ -53,11 +53,10 @@ from clipsearch.errors import ImageError  # noqa: E402
 from clipsearch.imaging.decode import decode_image, read_file  # noqa: E402
 from clipsearch.imaging.pixels import prepare_pixels  # noqa: E402
 from clipsearch.indexing.crawl import crawl  # noqa: E402
-from clipsearch.models.backend import Encoder  # noqa: E402
 from clipsearch.models.device import Device, Engine, Precision  # noqa: E402
-from clipsearch.models.engines import load_indexing_encoder  # noqa: E402
 from clipsearch.models.identity import ModelSpec, default_pretrained, identify  # noqa: E402
-from clipsearch.models.openvino_engine import synthetic_probes  # noqa: E402
+from clipsearch.models.openvino import synthetic_probes  # noqa: E402
+from clipsearch.models.runtime import Encoder, load_indexing_encoder  # noqa: E402
 
 TEST_CONFIG = REPO / "tests" / "model" / "clipsearch-test-tiny.json"
 TEST_WEIGHTS = REPO / "tests" / "model" / "clipsearch-test-tiny.pt"

@@ -24,7 +24,7 @@ so that load from other work on the machine falls on every configuration alike. 
              clipsearch loads them (clipsearch.models.openclip.reparameterize_for_inference). Each embedding is compared
              with the unfolded fp32 one.
   openvino   where OpenVINO is installed, the image tower converted as `clipsearch index` converts it
-             (clipsearch.models.openvino_engine) and compiled at fp32, bf16 and int8 (int8 only where the CPU has
+             (clipsearch.models.openvino) and compiled at fp32, bf16 and int8 (int8 only where the CPU has
              VNNI, as in clipsearch), timed in the same rounds; the table "engine | images/s | x torch fp32 | min
              cosine to torch fp32" puts every engine and precision side by side.
   text       milliseconds for one short query, through Encoder.embed_texts (torch; the text tower is never
@@ -213,7 +213,7 @@ def _prepare(name: str, spec: dict, work: Path, log: Callable[[str], None],
 def _openvino_configs(name: str, fp32_encoder: Encoder, pixels: np.ndarray, reference: np.ndarray,
                       runs: dict[str, dict], work: Path, log: Callable[[str], None]) -> list[Timed]:
     """The image tower converted as `clipsearch index` converts it, compiled at every precision this CPU takes."""
-    from clipsearch.models import openvino_engine as engine
+    from clipsearch.models import openvino as engine
 
     if engine.openvino_version() is None:
         return []
@@ -380,7 +380,7 @@ def _measure(models: list[str], spec: dict) -> tuple[list[dict], int]:
 
 
 def _machine() -> str:
-    from clipsearch.models.openvino_engine import cpu_flags
+    from clipsearch.models.openvino import cpu_flags
 
     shown = ("avx2", "avx512f", "avx512_vnni", "avx_vnni", "avx512_bf16", "amx_bf16", "amx_int8")
     return f"{cpu_name()}, {os.cpu_count()} cores [{' '.join(f for f in shown if f in cpu_flags()) or 'flags unknown'}]"

@@ -137,12 +137,12 @@ def measure_sheet(db: Path, rounds: int) -> dict:
     from clipsearch.config import DataDir
     from clipsearch.imaging.thumbnails import ThumbnailCache
     from clipsearch.output.sheet import write_contact_sheets
-    from clipsearch.search.request import QueryOptions
+    from clipsearch.search.request import QueryKind, QueryOptions
     from clipsearch.search.searcher import Searcher
 
     cache = ThumbnailCache(DataDir(db).thumbnails)
     searcher = Searcher(DataDir(db))
-    results = searcher.texts(["a photo"], QueryOptions(limit=50)).results
+    results = searcher.search(QueryKind.text, ["a photo"], QueryOptions(limit=50)).results
     searcher.close()
 
     def thumbnail(path: str) -> bytes:

@@ -17,7 +17,7 @@ QUERY_MODEL_DIRNAME = "query-model"
 QUERY_MODEL_OUTCOME_FILENAME = "query-model.json"
 THUMBNAILS_DIRNAME = "thumbnails"
 
-# The README's "Models" section says why: rclip's model and weights, so no loss of retrieval quality against it,
+# docs/models.md, "Choosing a model", says why: rclip's model and weights, so no loss of retrieval quality against it,
 # and fast on a CPU with int8 image MLPs.
 DEFAULT_MODEL = "ViT-B-32-256"
 DEFAULT_PRETRAINED = "datacomp_s34b_b86k"

@@ -13,8 +13,9 @@ from helpers import IndexedLibrary
 
 REPO = Path(__file__).resolve().parent.parent
 PACKAGE = REPO / "clipsearch"
-MAX_MODULE_LINES = 400
-MAX_FUNCTION_LINES = 60
+MAX_MODULE_LINES = 600
+MAX_FUNCTION_LINES = 80
+LONGER_BECAUSE = f"Longer than {MAX_MODULE_LINES} lines because"  # a longer module's docstring: a line saying why
 
 
 def test_import_layers_and_no_cycles() -> None:
@@ -30,9 +31,12 @@ def test_modules_and_functions_stay_small() -> None:
     for path in sorted(PACKAGE.rglob("*.py")):
         source = path.read_text()
         name = path.relative_to(REPO)
-        if source.count("\n") > MAX_MODULE_LINES:
-            too_long.append(f"{name}: {source.count(chr(10))} lines")
-        for node in ast.walk(ast.parse(source)):
+        tree = ast.parse(source)
+        docstring = ast.get_docstring(tree) or ""
+        explained = any(line.strip().startswith(LONGER_BECAUSE) for line in docstring.splitlines())
+        if source.count("\n") > MAX_MODULE_LINES and not explained:
+            too_long.append(f"{name}: {source.count(chr(10))} lines, and no docstring line saying why")
+        for node in ast.walk(tree):
             if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
                 length = node.end_lineno - node.lineno + 1
                 if length > MAX_FUNCTION_LINES:

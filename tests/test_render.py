@@ -12,7 +12,7 @@ import pytest
 from helpers import run_cli
 
 from clipsearch.output.formats import OutputFormat, RenderOptions, choose_format, render_results
-from clipsearch.output.tabular import NEWLINE_WARNING
+from clipsearch.output.records import NEWLINE_WARNING
 from clipsearch.search.results import Result
 
 AWKWARD_PATHS = [

@@ -90,7 +90,7 @@ def index(
     remembers its crawl options, so a plain `clipsearch index` later does what the first run did.
     """
     from clipsearch.cli.searching import open_library
-    from clipsearch.models.engines import wants_openvino
+    from clipsearch.models.runtime import wants_openvino
 
     wants_openvino(engine, device, precision)  # an impossible choice is said before any crawl
     changes = _crawl_changes(include_hidden, follow_symlinks, exclude, no_exclude, max_megapixels)

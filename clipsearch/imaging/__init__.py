@@ -1,1 +1,6 @@
-"""Images: a file's bytes to an upright RGB picture (decode), and a picture to a model's input pixels (pixels)."""
+"""Images: a file's bytes to an upright RGB picture, a picture to a model's input pixels, and thumbnails.
+
+decode      one file's bytes to an upright RGB picture, or a typed error that says why not
+pixels      a picture as a model wants its pixels: RGB, resized and centre-cropped as open_clip does
+thumbnails  small upright JPEGs of photos, kept in a bounded cache in the database folder
+"""

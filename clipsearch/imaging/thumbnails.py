@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from clipsearch.files import create_private, remove_leftovers, temporary_name
+from clipsearch.filesystem import create_private, remove_leftovers, temporary_name
 
 if TYPE_CHECKING:  # Pillow is imported where pictures are made, so `status` can size the cache without it
     from PIL import Image

@@ -18,7 +18,7 @@ from clipsearch.indexing.tags import tag_new_files
 from clipsearch.models.zero_shot import Tagger
 from clipsearch.store.catalog import Catalog
 from clipsearch.store.crawl_memory import Failure
-from clipsearch.store.regions_table import NewRegion
+from clipsearch.store.regions import NewRegion
 from clipsearch.store.rows import Move, NewFile
 
 EMBED_CHUNK = 256  # images per model call when a batch's region crops multiply its pictures

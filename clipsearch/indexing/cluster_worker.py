@@ -77,8 +77,8 @@ class EmbeddingWorker:
 
 def _load_checked(identity_fields: dict, device: str, precision: str):
     from clipsearch.errors import ModelMismatchError
-    from clipsearch.models.backend import load_encoder
     from clipsearch.models.identity import ModelIdentity, identify
+    from clipsearch.models.runtime import load_encoder
 
     identity = ModelIdentity.from_dict(identity_fields)
     seen = identify(identity.spec())  # hashed again, here: the worker's files, not the driver's

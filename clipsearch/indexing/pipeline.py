@@ -34,17 +34,16 @@ from clipsearch.indexing.quarantine import decode_in_quarantine
 from clipsearch.indexing.regions import DEFAULT_GRID
 from clipsearch.indexing.roots import RootPlan, plan_roots
 from clipsearch.indexing.tags import stored_tagger
-from clipsearch.models.backend import Encoder
 from clipsearch.models.device import DEFAULT_BATCH_SIZE
-from clipsearch.models.engines import load_indexing_encoder
 from clipsearch.models.identity import MODEL_SETTING, ModelIdentity, resolve_model
-from clipsearch.models.openvino_engine import recorded_engine
+from clipsearch.models.openvino import recorded_engine
 from clipsearch.models.preprocessing import Preprocessing
 from clipsearch.models.query_model_export import refresh_query_model
+from clipsearch.models.runtime import Encoder, load_indexing_encoder
 from clipsearch.store.catalog import Catalog
 from clipsearch.store.hnsw import VectorIndex
 from clipsearch.store.lock import writer_lock
-from clipsearch.store.regions_table import REGIONS_SETTING
+from clipsearch.store.regions import REGIONS_SETTING
 from clipsearch.store.rows import now_iso
 
 INDEX_SAVE_INTERVAL_S = 60.0

@@ -15,7 +15,7 @@ from typing import Protocol
 import numpy as np
 
 from clipsearch.errors import ImageError, ImageTooLargeError
-from clipsearch.files import content_hash
+from clipsearch.filesystem import content_hash
 from clipsearch.imaging.decode import DecodedImage, check_image, decode_image, read_file
 from clipsearch.imaging.pixels import prepare_pixels
 from clipsearch.indexing.crawl import FoundFile

@@ -8,7 +8,7 @@ from clipsearch.models.identity import ModelIdentity
 from clipsearch.models.zero_shot import Tagger, TagRule
 from clipsearch.store.catalog import Catalog
 from clipsearch.store.rows import NewFile
-from clipsearch.store.tags_table import VOCABULARY_SETTING
+from clipsearch.store.tags import VOCABULARY_SETTING
 
 
 def stored_tagger(catalog: Catalog, identity: ModelIdentity) -> Tagger | None:

@@ -11,8 +11,7 @@ from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 
 from clipsearch.errors import ModelError, UsageError
-from clipsearch.insight.locate import Located, checked_text, open_picture
-from clipsearch.insight.regions import Box, non_maximum_suppression
+from clipsearch.insight.locate import Box, Located, checked_text, non_maximum_suppression, open_picture
 from clipsearch.models.device import Device, pick_device
 from clipsearch.models.hf_identity import PREFIX, is_hf, local_directory, repository_snapshot
 from clipsearch.text import visible

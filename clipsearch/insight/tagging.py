@@ -14,7 +14,7 @@ from clipsearch.insight.vocabulary import Vocabulary
 from clipsearch.models.zero_shot import Tagger, TagRule, label_vectors
 from clipsearch.search.searcher import Searcher
 from clipsearch.store.catalog import Catalog
-from clipsearch.store.tags_table import VOCABULARY_SETTING, TaggedFile
+from clipsearch.store.tags import VOCABULARY_SETTING, TaggedFile
 
 CHUNK = 20_000
 

@@ -31,7 +31,7 @@ if TYPE_CHECKING:
     from clipsearch.insight.tagging import TagReport
     from clipsearch.library.local import LocalLibrary
     from clipsearch.search.status import Status
-    from clipsearch.store.tags_table import TaggedFile
+    from clipsearch.store.tags import TaggedFile
 
 PathArg = str | PathLike[str]
 

@@ -75,7 +75,7 @@ class LocalLibrary:
         """Load everything a query needs now, so the first user does not wait for it."""
         with self.searcher() as searcher:
             searcher.index  # noqa: B018 (first, so that the model is kept: see Searcher.index)
-            searcher.texts(["a photo"], QueryOptions(limit=1))
+            searcher.search(QueryKind.text, ["a photo"], QueryOptions(limit=1))
 
     def close(self) -> None:
         with self._lock:

@@ -156,8 +156,7 @@ def located_to_json(found: list[Located], skipped: list[tuple[str, str]]) -> dic
 
 
 def located_from_json(data: dict[str, Any]) -> tuple[list[Located], list[tuple[str, str]]]:
-    from clipsearch.insight.locate import Located
-    from clipsearch.insight.regions import Box
+    from clipsearch.insight.locate import Box, Located
 
     found, skipped = data.get("located"), data.get("skipped", [])
     if not isinstance(found, list) or not isinstance(skipped, list):

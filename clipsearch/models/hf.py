@@ -24,7 +24,7 @@ from clipsearch.models.identity import ModelIdentity
 from clipsearch.models.preprocessing import Preprocessing
 from clipsearch.models.query_model_export import ExportReport
 
-INT8_FAITHFUL_COSINE = 0.99  # below this on the probe pictures, int8 is not used (README, "Speed")
+INT8_FAITHFUL_COSINE = 0.99  # below this on the probe pictures, int8 is not used (docs/speed.md)
 _RESAMPLE = {1: "lanczos", 2: "bilinear", 3: "bicubic"}  # PIL's numbering, which image processors use
 
 
@@ -117,7 +117,7 @@ class HuggingFaceEncoder:
             return _normalised(_features(self._model.get_image_features(pixel_values=batch)))
 
     def image_tower(self) -> Any:
-        """A torch module from normalised NCHW pixels to the image features (clipsearch.models.openvino_engine)."""
+        """A torch module from normalised NCHW pixels to the image features (clipsearch.models.openvino)."""
         import torch
 
         class ImageTower(torch.nn.Module):

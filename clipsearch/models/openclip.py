@@ -82,7 +82,7 @@ class OpenClipEncoder:
 
     def image_tower(self) -> Any:
         """A torch module from normalised NCHW pixels to the image features (not yet L2-normalised), for
-        converting to another engine (clipsearch.models.openvino_engine)."""
+        converting to another engine (clipsearch.models.openvino)."""
         import torch
 
         class ImageTower(torch.nn.Module):
@@ -107,7 +107,7 @@ class OpenClipEncoder:
 def _quantize_image_mlps(model: Any) -> bool:
     """int8 weights for the image tower's transformer MLPs, the bulk of a ViT's work on a CPU.
 
-    About twice the images/s, with embeddings within 0.9998 cosine of fp32 (README, "Speed"). Attention and
+    About twice the images/s, with embeddings within 0.9998 cosine of fp32 (docs/speed.md). Attention and
     the projection stay fp32, and so does the text tower. Other layers are left alone on purpose: some towers
     (open_clip's ResNet attention pool) read a Linear's weight directly, which a quantised module breaks.
     """

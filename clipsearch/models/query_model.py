@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from clipsearch.files import fingerprint
+from clipsearch.filesystem import fingerprint
 from clipsearch.models.identity import ModelIdentity
 from clipsearch.models.preprocessing import Preprocessing
 from clipsearch.models.query_bert import HubTokenizer, bert_text

@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from clipsearch.files import fingerprint, read_json, remove_leftovers, temporary_name, write_json_atomically
+from clipsearch.filesystem import fingerprint, read_json, remove_leftovers, temporary_name, write_json_atomically
 from clipsearch.models.identity import ModelIdentity
 from clipsearch.models.preprocessing import Preprocessing
 from clipsearch.models.query_model import FORMAT_VERSION, MANIFEST, VOCABULARY, WEIGHTS, QueryModel, read_manifest

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 
 # A small ensemble for photos, in the spirit of CLIP's notebook (which averaged 80 ImageNet templates, then
-# found 7 enough): the README's "Labels and tags" says how it was chosen and what it gains on the test model.
+# found 7 enough): docs/commands.md, "Labels and tags", says how it was chosen and what it gains on the test model.
 DEFAULT_TEMPLATES: tuple[str, ...] = (
     "a photo of a {}.",
     "a photo of the {}.",
@@ -63,7 +63,7 @@ def probabilities(image_vectors: np.ndarray, labels: np.ndarray, logit_scale: fl
 @dataclass(frozen=True)
 class TagRule:
     """How a label becomes a tag: within its group, the most probable labels whose probability is at least
-    `min_probability`, and at most `per_group` of them. Chosen by measurement (README, "Labels and tags")."""
+    `min_probability`, and at most `per_group` of them. Chosen by measurement (docs/commands.md, "Labels and tags")."""
 
     min_probability: float = 0.3
     per_group: int = 2

@@ -15,16 +15,17 @@ from dataclasses import dataclass
 from enum import Enum
 
 from clipsearch.errors import UsageError
-from clipsearch.output.records import columns, record
-from clipsearch.output.table import render_table
-from clipsearch.output.tabular import (
+from clipsearch.output.records import (
+    columns,
     is_terminal,
+    record,
     write_csv,
     write_json,
     write_jsonl,
     write_paths,
     write_tsv,
 )
+from clipsearch.output.table import render_table
 from clipsearch.search.results import Result
 
 

@@ -17,9 +17,9 @@ from rich.text import Text
 from clipsearch.insight.classify import Classification
 from clipsearch.insight.duplicates import DuplicateGroup
 from clipsearch.output.formats import OutputFormat
+from clipsearch.output.records import is_terminal, write_csv, write_json, write_jsonl, write_paths, write_tsv
 from clipsearch.output.table import DEFAULT_TABLE_WIDTH, fit_path, shown_path
-from clipsearch.output.tabular import is_terminal, write_csv, write_json, write_jsonl, write_paths, write_tsv
-from clipsearch.store.tags_table import TaggedFile
+from clipsearch.store.tags import TaggedFile
 from clipsearch.text import visible
 
 

@@ -17,7 +17,7 @@ from rich.text import Text
 from clipsearch.insight.locate import Located
 from clipsearch.output.formats import OutputFormat
 from clipsearch.output.insight import console_text, machine_formats
-from clipsearch.output.tabular import write_csv, write_tsv
+from clipsearch.output.records import write_csv, write_tsv
 from clipsearch.text import visible
 
 

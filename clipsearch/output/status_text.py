@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from rich.filesize import decimal as human_size
 
-from clipsearch.search.status import IndexState, QueryModelState, Status, ThumbnailState
+from clipsearch.search.status import IndexCacheState, QueryModelState, Status, ThumbnailState
 from clipsearch.text import plural, visible
 
 LABEL_WIDTH = 14
@@ -71,7 +71,7 @@ def _thumbnail_text(thumbnails: ThumbnailState) -> str:
     return f"{plural(thumbnails.entries, 'photo')}, {human_size(thumbnails.size_bytes)} ({cap})"
 
 
-def _index_text(index: IndexState) -> str:
+def _index_text(index: IndexCacheState) -> str:
     return {
         "current": f"current ({human_size(index.size_bytes or 0)})",
         "behind": "behind the catalogue (caught up on the next query)",

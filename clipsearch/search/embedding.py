@@ -16,11 +16,11 @@ from clipsearch.config import DataDir
 from clipsearch.errors import ImageError, UsageError
 from clipsearch.imaging.decode import check_image, decode_image, read_file
 from clipsearch.imaging.pixels import prepare_pixels
-from clipsearch.models.backend import Encoder, load_encoder
 from clipsearch.models.device import Device, Precision
 from clipsearch.models.identity import ModelIdentity
 from clipsearch.models.query_model import QueryModel
 from clipsearch.models.query_model_export import refresh_query_model
+from clipsearch.models.runtime import Encoder, load_encoder
 from clipsearch.text import visible
 
 TEXT_CACHE_SIZE = 4096  # vectors of recent texts: a server's repeated queries embed once

@@ -9,7 +9,7 @@ import numpy as np
 
 from clipsearch.config import DataDir
 from clipsearch.errors import ClipsearchError, UsageError
-from clipsearch.files import content_hash
+from clipsearch.filesystem import content_hash
 from clipsearch.models.device import Device, Precision
 from clipsearch.models.identity import resolve_model
 from clipsearch.search.candidates import Candidates, candidates_for, nearest
@@ -28,7 +28,7 @@ MAX_CANDIDATES = 10_000  # asked for at most, when many of the best results' fil
 
 class Searcher:
     """An open database ready to answer queries. The model and the index load on first use: the index is the
-    largest thing a query holds (README, "Vector search"), so the queries are embedded before it loads."""
+    largest thing a query holds (docs/speed.md, "Vector search"), so the queries are embedded before it loads."""
 
     def __init__(self, data_dir: DataDir, model: str | None = None, pretrained: str | None = None,
                  device: Device = Device.auto, precision: Precision = Precision.auto) -> None:
@@ -114,12 +114,6 @@ class Searcher:
         regions = regions and self.catalog.regions.any()
         return _joined([self._search(_blended(vector, blend), options, candidates, query, exclude, regions)
                         for query, vector, exclude in wanted])
-
-    def texts(self, queries: list[str], options: QueryOptions) -> SearchAnswer:
-        return self.search(QueryKind.text, queries, options)
-
-    def images(self, paths: list[str], options: QueryOptions) -> SearchAnswer:
-        return self.search(QueryKind.image, paths, options)
 
     def _blend(self, terms: tuple[Term, ...]) -> np.ndarray | None:
         """The weighted sum of the normalised term vectors, to add to each query's own (normalised) vector."""

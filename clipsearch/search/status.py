@@ -10,7 +10,7 @@ from dataclasses import asdict, dataclass, field
 from clipsearch.config import DataDir
 from clipsearch.imaging.thumbnails import ThumbnailCache
 from clipsearch.models.identity import ModelIdentity, recorded_model
-from clipsearch.models.openvino_engine import recorded_engine
+from clipsearch.models.openvino import recorded_engine
 from clipsearch.models.query_model import read_manifest
 from clipsearch.models.query_model_export import read_outcome
 from clipsearch.store.catalog import Catalog
@@ -21,7 +21,9 @@ from clipsearch.store.lock import current_writer
 
 
 @dataclass(frozen=True)
-class IndexState:
+class IndexCacheState:
+    """What status reports of the HNSW index file, a cache of the catalogue's vectors."""
+
     state: str  # "current", "behind" (caught up on the next query), "missing" or "damaged" (rebuilt), "none"
     size_bytes: int | None = None
 
@@ -50,13 +52,6 @@ class SwitchState:
 
 
 @dataclass(frozen=True)
-class RootState:
-    path: str
-    indexed_at: str | None
-    options: dict
-
-
-@dataclass(frozen=True)
 class Status:
     database: str
     model: str | None
@@ -65,7 +60,7 @@ class Status:
     roots: list[str]
     size_bytes: int
     last_indexed: str | None
-    index: IndexState
+    index: IndexCacheState
     known_bad_files: int
     query_model: QueryModelState
     server: dict | None = None  # a running server (version, pid, uptime_s, answered): filled in by Library.status
@@ -89,9 +84,9 @@ def database_status(data_dir: DataDir, list_skipped: bool = False) -> Status:
     size = sum(p.stat().st_size for p in data_dir.root.rglob("*") if p.is_file()) if data_dir.root.is_dir() else 0
     writer, private = current_writer(data_dir), not readable_by_others(data_dir.root)
     if not data_dir.catalog.exists():
-        return Status(str(data_dir.root), None, None, 0, [], size, None, IndexState("none"), 0,
-                              QueryModelState("missing"), writer=writer, private=private,
-                              skipped=[] if list_skipped else None)
+        return Status(str(data_dir.root), None, None, 0, [], size, None, IndexCacheState("none"), 0,
+                      QueryModelState("missing"), writer=writer, private=private,
+                      skipped=[] if list_skipped else None)
     catalog = Catalog(data_dir.catalog)
     try:
         stats = catalog.stats()
@@ -145,13 +140,13 @@ def _query_model_state(data_dir: DataDir, identity: ModelIdentity | None) -> Que
     return QueryModelState("missing")
 
 
-def _index_state(data_dir: DataDir, catalog: Catalog, identity: ModelIdentity | None) -> IndexState:
+def _index_state(data_dir: DataDir, catalog: Catalog, identity: ModelIdentity | None) -> IndexCacheState:
     """What `VectorIndex.open` will make of the HNSW file, judged from its whole contents: status loads no index."""
     if not catalog.files.count() or identity is None:
-        return IndexState("none")
+        return IndexCacheState("none")
     if not data_dir.hnsw.exists() or not data_dir.hnsw_state.exists():
-        return IndexState("missing")
+        return IndexCacheState("missing")
     state = trusted_state(data_dir, catalog, identity.dim)
     if state is None:
-        return IndexState("damaged")
-    return IndexState("behind" if state.seq < catalog.current_seq() else "current", state.size)
+        return IndexCacheState("damaged")
+    return IndexCacheState("behind" if state.seq < catalog.current_seq() else "current", state.size)

@@ -4,10 +4,10 @@ catalog        the Catalog: owns the one connection, hands out the repositories 
 connection     the one sqlite3 connection, its transaction() that nests as savepoints, the Repository base
 sqlite_guard   every SQLite failure as a one-line CatalogError naming the catalogue (`@guarded`, `translated`)
 vectors        VectorTable: a table of vectors with ids, change numbers and tombstones (files' and regions')
-files_table    FilesRepository (`catalog.files`): the indexed files, their facts and vectors
-regions_table  RegionsRepository (`catalog.regions`): the region crops' vectors of `index --regions`
+files          FilesRepository (`catalog.files`): the indexed files, their facts and vectors
+regions        RegionsRepository (`catalog.regions`): the region crops' vectors of `index --regions`
 crawl_memory   RootsRepository and FailuresRepository (`catalog.roots`, `catalog.failures`)
-tags_table     TagsRepository (`catalog.tags`): zero-shot tags and the vocabulary's label vectors
+tags           TagsRepository (`catalog.tags`): zero-shot tags and the vocabulary's label vectors
 settings       SettingsRepository (`catalog.settings`): named values, as text or JSON
 staging        StagingRepository (`catalog.staging`, a model switch) and InFlightRepository (`catalog.in_flight`)
 hash_reader    HashReader: rows by content hash from worker threads, each on a read-only connection

@@ -20,19 +20,19 @@ import sqlite3
 from pathlib import Path
 
 from clipsearch.errors import CatalogError
-from clipsearch.files import create_private
+from clipsearch.filesystem import create_private
 from clipsearch.store.connection import Connection
 from clipsearch.store.crawl_memory import FailuresRepository, RootsRepository
-from clipsearch.store.files_table import FilesRepository
+from clipsearch.store.files import FilesRepository
 from clipsearch.store.folder import create_database_folder
 from clipsearch.store.hash_reader import HashReader
-from clipsearch.store.regions_table import RegionsRepository
+from clipsearch.store.regions import RegionsRepository
 from clipsearch.store.rows import CatalogStats
 from clipsearch.store.schema import migrate
 from clipsearch.store.settings import SettingsRepository
 from clipsearch.store.sqlite_guard import catalog_error, guarded
 from clipsearch.store.staging import InFlightRepository, StagingRepository
-from clipsearch.store.tags_table import TagsRepository
+from clipsearch.store.tags import TagsRepository
 
 
 class Catalog:

@@ -20,11 +20,11 @@ import numpy as np
 
 from clipsearch.config import DataDir
 from clipsearch.errors import CatalogError
-from clipsearch.files import create_private, fingerprint, remove_leftovers, temporary_name, write_json_atomically
+from clipsearch.filesystem import create_private, fingerprint, remove_leftovers, temporary_name, write_json_atomically
 from clipsearch.store.catalog import Catalog
 from clipsearch.store.vectors import VectorTable
 
-# Chosen with bench/vector_search.py over 1M synthetic CLIP-like vectors (README, "Vector search"): low-contrast,
+# Chosen with bench/vector_search.py over 1M synthetic CLIP-like vectors (docs/speed.md, "Vector search"): low-contrast,
 # text-like queries need ef=256 for recall@10 near 0.98, and M=16 would need ef=512 for them.
 HNSW_M = 32
 HNSW_EF_CONSTRUCTION = 200
@@ -51,7 +51,9 @@ class Hit:
 
 
 @dataclass(frozen=True)
-class IndexState:
+class SavedIndexState:
+    """The state file beside a saved index: the catalogue and change it is current to, and the file's fingerprint."""
+
     catalog_id: str
     seq: int
     dim: int
@@ -59,7 +61,7 @@ class IndexState:
     fingerprint: str
 
     @classmethod
-    def read(cls, path: Path) -> IndexState | None:
+    def read(cls, path: Path) -> SavedIndexState | None:
         """The state file's contents, or None if it is missing or not what we write (anyone can edit it)."""
         try:
             state = cls(**json.loads(path.read_text()))
@@ -72,10 +74,10 @@ class IndexState:
         return state
 
 
-def trusted_state(data_dir: DataDir, catalog: Catalog, dim: int, kind: str = FILES) -> IndexState | None:
+def trusted_state(data_dir: DataDir, catalog: Catalog, dim: int, kind: str = FILES) -> SavedIndexState | None:
     """The saved index's state, if the file on disk is the one it describes, for this catalogue and model."""
     index_file, state_file = index_paths(data_dir, kind)
-    state = IndexState.read(state_file)
+    state = SavedIndexState.read(state_file)
     if (state is None or state.catalog_id != (catalog.settings.get("catalog_id") or "") or state.dim != dim
             or state.seq > catalog.current_seq()):
         return None
@@ -226,7 +228,7 @@ class VectorIndex:
             raise CatalogError(f"cannot write the vector index {index_file}: {error.strerror or error}") from error
         os.replace(temporary, index_file)
         size, digest = fingerprint(index_file)
-        state = IndexState(catalog_id=catalog_id, seq=self.seq, dim=self.dim, size=size, fingerprint=digest)
+        state = SavedIndexState(catalog_id=catalog_id, seq=self.seq, dim=self.dim, size=size, fingerprint=digest)
         write_json_atomically(state_file, state.__dict__)
 
     def persist(self, catalog: Catalog, data_dir: DataDir) -> None:

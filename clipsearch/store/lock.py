@@ -10,7 +10,7 @@ from collections.abc import Callable, Iterator
 
 from clipsearch.config import DataDir
 from clipsearch.errors import CatalogError, LockedError, describe_os_error
-from clipsearch.files import PRIVATE_FILE_MODE
+from clipsearch.filesystem import PRIVATE_FILE_MODE
 from clipsearch.store.folder import create_database_folder
 
 

@@ -15,7 +15,7 @@ from clipsearch.store.rows import AT_OR_UNDER, FileRecord, NewFile, at_or_under,
 from clipsearch.store.schema import FACTS_VERSION
 from clipsearch.store.settings import SettingsRepository
 from clipsearch.store.sqlite_guard import guarded
-from clipsearch.store.tags_table import TagsRepository
+from clipsearch.store.tags import TagsRepository
 from clipsearch.store.vectors import VectorTable, vector_blob
 
 

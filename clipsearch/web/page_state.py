@@ -18,7 +18,7 @@ import numpy as np
 
 from clipsearch.config import DataDir
 from clipsearch.errors import ImageError, UsageError
-from clipsearch.files import content_hash
+from clipsearch.filesystem import content_hash
 from clipsearch.imaging.thumbnails import THUMBNAIL_SIZE, ThumbnailCache, make_thumbnail
 from clipsearch.library.local import LocalLibrary
 from clipsearch.search.request import QueryKind, QueryOptions

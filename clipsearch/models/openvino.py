@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from clipsearch.files import fingerprint, remove_leftovers, temporary_name, write_json_atomically
+from clipsearch.filesystem import fingerprint, remove_leftovers, temporary_name, write_json_atomically
 from clipsearch.models.identity import ModelIdentity
 from clipsearch.models.preprocessing import Preprocessing
 

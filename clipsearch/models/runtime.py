@@ -1,9 +1,15 @@
-"""Which engine runs the image tower while indexing: OpenVINO on a CPU when it can, torch otherwise.
+"""Running a model: the Encoder interface every backend provides, the backend a model loads with, and the engine
+that runs the image tower while indexing.
 
-`--engine auto` takes OpenVINO when it is installed, the machine is x86-64, and no GPU is in sight (an NVIDIA
-driver's device files; Apple silicon's GPU through torch); `--engine openvino` insists and `--engine torch`
-declines. The OpenVINO tower converted earlier, if it passes its checks, embeds without torch ever being
-imported; otherwise the torch model is loaded, converted, checked, and kept only to write the query model.
+A backend loads a model's weights onto a device and turns uint8 pixels and texts into L2-normalised
+vectors: open_clip (clipsearch.models.openclip) for open_clip names and checkpoints, and Hugging Face
+transformers (clipsearch.models.hf) for `hf:` names. The identity says which; the callers never do.
+
+While indexing, `--engine auto` takes OpenVINO (clipsearch.models.openvino) when it is installed, the machine is
+x86-64, and no GPU is in sight (an NVIDIA driver's device files; Apple silicon's GPU through torch); `--engine
+openvino` insists and `--engine torch` declines. The OpenVINO tower converted earlier, if it passes its checks,
+embeds without torch ever being imported; otherwise the torch model is loaded, converted, checked, and kept only
+to write the query model.
 """
 
 from __future__ import annotations
@@ -12,15 +18,14 @@ import os
 import platform
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 
-from clipsearch.errors import UsageError
-from clipsearch.models.backend import Encoder, load_encoder
+from clipsearch.errors import ModelError, UsageError
 from clipsearch.models.device import DEFAULT_BATCH_SIZE, Device, Engine, Precision
-from clipsearch.models.identity import ModelIdentity
-from clipsearch.models.openvino_engine import (
+from clipsearch.models.identity import ModelIdentity, missing_files
+from clipsearch.models.openvino import (
     Converted,
     OpenVinoTower,
     convert,
@@ -29,6 +34,51 @@ from clipsearch.models.openvino_engine import (
     synthetic_probes,
 )
 from clipsearch.models.preprocessing import Preprocessing
+
+if TYPE_CHECKING:
+    from clipsearch.models.query_model_export import ExportReport
+
+
+class Encoder(Protocol):
+    identity: ModelIdentity
+    preprocessing: Preprocessing
+    device: str  # the torch device it runs on
+    precision: str  # what it computes in now: fp32, fp16 or int8
+    software: str  # the library and version that runs it, e.g. "open_clip 3.3.0"
+    logit_scale: float  # what the model multiplies cosines by before a softmax (zero-shot probabilities)
+
+    @property
+    def default_batch_size(self) -> int: ...
+
+    def embed_pixels(self, pixels: np.ndarray) -> np.ndarray:
+        """uint8 N x H x W x 3, already at the model's size -> L2-normalised float32 N x dim."""
+
+    def embed_texts(self, texts: Sequence[str]) -> np.ndarray:
+        """Texts -> L2-normalised float32 N x dim."""
+
+    def use_precision(self, precision: Precision) -> None:
+        """Switch to the precision asked for (auto: the fastest faithful one for the device); only once."""
+
+    def export_query_model(self, folder: Path) -> ExportReport:
+        """Write the model's numpy query model to `folder`, checked; the report says what was written or why not.
+
+        Call it before use_precision(): the query model copies the full-precision weights.
+        """
+
+
+def load_encoder(identity: ModelIdentity, device: Device | str = Device.auto) -> Encoder:
+    """The model's weights loaded on a device, at the device's full precision (fp16 on CUDA, else fp32)."""
+    problem = missing_files(identity)
+    if problem:
+        raise ModelError(problem)
+    if identity.backend == "transformers":
+        from clipsearch.models.hf import HuggingFaceEncoder
+
+        return HuggingFaceEncoder(identity, device)
+    from clipsearch.models.openclip import OpenClipEncoder
+
+    return OpenClipEncoder(identity, device)
+
 
 Say = Callable[[str], None]
 
@@ -99,7 +149,7 @@ class OpenVinoEncoder:
 
 def load_indexing_encoder(identity: ModelIdentity, device: Device, precision: Precision, engine: Engine,
                           folder: Path, probes: Callable[[Preprocessing], np.ndarray], say: Say) -> Encoder:
-    """The encoder an `index` run embeds with (clipsearch.models.engines for the choice)."""
+    """The encoder an `index` run embeds with (wants_openvino() for the choice)."""
     if not wants_openvino(engine, device, precision):
         return load_encoder(identity, device)
     threads = int(os.environ.get("CLIPSEARCH_OPENVINO_THREADS") or 0) or None

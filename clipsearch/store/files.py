@@ -13,7 +13,7 @@ import numpy as np
 
 from clipsearch.store.connection import Connection
 from clipsearch.store.crawl_memory import FailuresRepository
-from clipsearch.store.regions_table import RegionsRepository
+from clipsearch.store.regions import RegionsRepository
 from clipsearch.store.rows import (
     AT_OR_UNDER,
     UNDER,
@@ -31,7 +31,7 @@ from clipsearch.store.rows import (
 from clipsearch.store.schema import FACTS_VERSION
 from clipsearch.store.settings import SettingsRepository
 from clipsearch.store.sqlite_guard import guarded
-from clipsearch.store.tags_table import TagsRepository
+from clipsearch.store.tags import TagsRepository
 from clipsearch.store.vectors import VECTOR_CHUNK, VectorTable, as_vector, vector_blob
 
 _RECORD_COLUMNS = "id, path, width, height, taken_at, camera_make, camera_model"
