@@ -94,7 +94,7 @@ def test_similar_classify_locate_and_duplicates(indexed_library: IndexedLibrary)
     assert str(circle.path) not in [r.path for r in alike] and itself[0].path == str(circle.path)
     assert [(c.label, c.rank) for c in labels] == [("a red circle", 1)]
     assert [b.rank for b in boxes] == [1, 2] and all(b.path == str(circle.path) for b in boxes)
-    assert all(0 <= b.box.x and b.box.x + b.box.w <= circle.size[0] for b in boxes)
+    assert all(b.box.x >= 0 and b.box.x + b.box.w <= circle.size[0] for b in boxes)
     assert all(g.kind in ("exact", "near") and len(g.paths) >= 2 for g in groups)
 
 
