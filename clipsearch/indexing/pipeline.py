@@ -49,7 +49,7 @@ from clipsearch.store.rows import now_iso
 INDEX_SAVE_INTERVAL_S = 60.0
 RAY_COMMIT_ROWS = 1024  # results arrive embedded, so a batch is only rows to write: larger transactions are faster
 RAY_COMMIT_INTERVAL_S = 2.0
-PROBE_PHOTOS = 4  # of the run's own, that an OpenVINO conversion is checked on (clipsearch.models.openvino_engine)
+PROBE_PHOTOS = 4  # of the run's own, that an OpenVINO conversion is checked on (clipsearch.models.openvino)
 
 
 def _settled_by_lookup(prepared: Prepared, lookup: HashLookup) -> Prepared:
