@@ -68,6 +68,17 @@ def _peak_rss_bytes() -> int:
     return peak if sys.platform == "darwin" else peak * 1024  # bytes on macOS, KiB on Linux
 
 
+class _Said(logging.Handler):
+    """The lines clipsearch's logger says while it is attached (e.g. "embedding with OpenVINO ...")."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.INFO)
+        self.lines: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.lines.append(record.getMessage())
+
+
 # ---------------------------------------------------------------------------------------------------------------
 # The end-to-end run, in a child process: `index_throughput.py --child SPEC.json`.
 
@@ -79,7 +90,7 @@ def _child(spec_path: str) -> int:
     run without changing it: load_encoder (the model load, in whichever decode thread needs it first),
     resolve_model (which hashes a checkpoint file), read_file and decode_image (counted).
     """
-    from clipsearch.indexing import pipeline, prepare, progress
+    from clipsearch.indexing import pipeline, prepare, request
 
     spec = json.loads(Path(spec_path).read_text())
     lock = threading.Lock()
@@ -135,12 +146,15 @@ def _child(spec_path: str) -> int:
         probe["started_at"] = time.perf_counter()
         probe["work"] = total
 
-    reporter = progress.Reporter(message=lambda text: print(f"  [index] {text}", file=sys.stderr),
-                                 skipped=skipped, started=started, advanced=advanced)
-    options = progress.IndexOptions(roots=tuple(spec["roots"]), model=spec["model"], pretrained=spec["pretrained"],
-                                    device=Device(spec["device"]), precision=Precision(spec["precision"]),
-                                    batch_size=spec["batch_size"], workers=spec["workers"],
-                                    engine=Engine(spec["engine"]))
+    said = logging.StreamHandler(sys.stderr)  # what the run says (clipsearch's logger), as the CLI would
+    said.setFormatter(logging.Formatter("  [index] %(message)s"))
+    logging.getLogger("clipsearch").addHandler(said)
+    logging.getLogger("clipsearch").setLevel(logging.INFO)
+    reporter = request.Reporter(skipped=skipped, started=started, advanced=advanced)
+    options = request.IndexOptions(roots=tuple(spec["roots"]), model=spec["model"], pretrained=spec["pretrained"],
+                                   device=Device(spec["device"]), precision=Precision(spec["precision"]),
+                                   batch_size=spec["batch_size"], workers=spec["workers"],
+                                   engine=Engine(spec["engine"]))
     began = time.perf_counter()
     stats = pipeline.index_paths(DataDir(Path(spec["db"])), options, reporter)
     ended = time.perf_counter()
@@ -465,14 +479,19 @@ def _bench(args: argparse.Namespace, work: Path) -> int:
     log("loading the model in this process for the ceilings, as the index run did...")
     import_here_s = _import_torch() if args.engine == "torch" else 0.0
     began = time.perf_counter()
-    announced: list[str] = []
+    announced = _Said()
     # The index run's database holds the converted tower (OpenVINO), so this takes the same engine and precision.
-    encoder = load_indexing_encoder(identity, Device(args.device), Precision(args.precision), Engine(args.engine),
-                                    DataDir(work / "db").openvino, lambda p: synthetic_probes(p.image_size),
-                                    announced.append)
+    logging.getLogger("clipsearch").addHandler(announced)
+    logging.getLogger("clipsearch").setLevel(logging.INFO)
+    try:
+        encoder = load_indexing_encoder(identity, Device(args.device), Precision(args.precision),
+                                        Engine(args.engine), DataDir(work / "db").openvino,
+                                        lambda p: synthetic_probes(p.image_size))
+    finally:
+        logging.getLogger("clipsearch").removeHandler(announced)
     encoder.use_precision(args.precision)
     load_here_s = time.perf_counter() - began
-    engine = next((line for line in announced if line.startswith("embedding with")), None)
+    engine = next((line for line in announced.lines if line.startswith("embedding with")), None)
     engine = engine or f"torch, {getattr(encoder, 'precision', '?')}"
     batch_size = args.batch_size or encoder.default_batch_size
     log(f"decode-only ceiling: {len(paths)} files in {workers} threads...")

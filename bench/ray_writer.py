@@ -36,7 +36,7 @@ from clipsearch.indexing.batches import Batch, BatchWriter  # noqa: E402
 from clipsearch.indexing.crawl import FoundFile  # noqa: E402
 from clipsearch.indexing.pipeline import _settled_by_lookup  # noqa: E402
 from clipsearch.indexing.prepare import HashLookup, Prepared  # noqa: E402
-from clipsearch.indexing.progress import IndexStats, Reporter  # noqa: E402
+from clipsearch.indexing.request import IndexStats, Reporter  # noqa: E402
 from clipsearch.store.catalog import Catalog  # noqa: E402
 from clipsearch.store.hnsw import VectorIndex  # noqa: E402
 

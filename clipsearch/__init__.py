@@ -17,8 +17,8 @@ _PUBLIC = {
     "Result": "clipsearch.search.results",
     "ModelChoice": "clipsearch.models.identity",
     "Status": "clipsearch.search.status",
-    "IndexStats": "clipsearch.indexing.progress",
-    "Reporter": "clipsearch.indexing.progress",
+    "IndexStats": "clipsearch.indexing.request",
+    "Reporter": "clipsearch.indexing.request",
     "Classification": "clipsearch.insight.classify",
     "Located": "clipsearch.insight.locate",
     "DuplicateGroup": "clipsearch.insight.duplicates",
@@ -28,7 +28,7 @@ _PUBLIC = {
 
 if TYPE_CHECKING:
     from clipsearch.errors import ClipsearchError, UsageError
-    from clipsearch.indexing.progress import IndexStats, Reporter
+    from clipsearch.indexing.request import IndexStats, Reporter
     from clipsearch.insight.classify import Classification
     from clipsearch.insight.duplicates import DuplicateGroup
     from clipsearch.insight.locate import Located

@@ -1,15 +1,20 @@
-"""The layout holds: import layers without cycles, small modules and functions, and quiet pipes."""
+"""The layout holds: import layers without cycles, small modules and functions, quiet pipes, and a library that
+logs what it has to say instead of printing it."""
 
 from __future__ import annotations
 
 import ast
+import logging
 import os
 import shutil
 import subprocess
 import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from helpers import IndexedLibrary
+import pytest
+from helpers import IndexedLibrary, TinyModel, write_photos
 
 REPO = Path(__file__).resolve().parent.parent
 PACKAGE = REPO / "clipsearch"
@@ -54,3 +59,35 @@ def test_a_reader_that_stops_early_ends_the_output_quietly(indexed_library: Inde
                           capture_output=True, cwd=REPO, env=environment, timeout=120)
     assert done.stdout.strip() == "exit=0", (done.stdout, done.stderr)
     assert done.stderr == ""
+
+
+def test_the_python_api_says_what_the_cli_says_through_logging_and_prints_nothing(
+        tmp_path: Path, test_model: TinyModel, caplog: pytest.LogCaptureFixture,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    from clipsearch import Library
+    from clipsearch.store.lock import writer_lock
+
+    kept, gone = tmp_path / "kept", tmp_path / "gone"
+    write_photos(kept, 2, seed=1)
+    write_photos(gone, 1, seed=2)
+    caplog.set_level(logging.INFO, logger="clipsearch")
+    library = Library(tmp_path / "db", use_server=False)
+
+    def said() -> list[str]:
+        return [record.getMessage() for record in caplog.records if record.name.startswith("clipsearch")]
+
+    with ThreadPoolExecutor(1) as pool:
+        with writer_lock(library.data_dir, wait=False):  # another writer: the index waits, and says so
+            first = pool.submit(library.index, [kept, gone], model=str(test_model.config),
+                                pretrained=str(test_model.checkpoint), engine="torch")
+            deadline = time.monotonic() + 60
+            while not any(line.startswith("waiting for clipsearch pid") for line in said()):
+                assert time.monotonic() < deadline and not first.done(), said()
+                time.sleep(0.05)
+        assert first.result(timeout=300).indexed == 3
+    shutil.rmtree(gone)
+    assert library.index().unchanged == 2  # every folder indexed before, and one is gone
+    assert f"not re-indexing {os.path.realpath(gone)}: it no longer exists" in " ".join(said())
+    assert all(record.levelno == logging.INFO for record in caplog.records if record.name.startswith("clipsearch"))
+    printed = capsys.readouterr()  # logging is the caller's to configure: nothing is printed behind its back
+    assert printed.out == "" and not any(line in printed.err for line in said()), printed

@@ -381,7 +381,7 @@ def test_reindex_embeds_again_and_a_rename_onto_an_indexed_file_replaces_it(phot
 def test_progress_counts_every_file_once(photo_library, test_model: TinyModel, tmp_path: Path) -> None:
     from clipsearch.config import DataDir
     from clipsearch.indexing.pipeline import index_paths
-    from clipsearch.indexing.progress import IndexOptions, Reporter
+    from clipsearch.indexing.request import IndexOptions, Reporter
 
     _, photos = photo_library
     root = tmp_path / "photos"

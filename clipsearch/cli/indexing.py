@@ -8,6 +8,7 @@ from typing import Annotated
 import typer
 
 from clipsearch.cli.app import command, say
+from clipsearch.cli.messages import messages_on_stderr
 from clipsearch.cli.options import (
     DbOption,
     DeviceOption,
@@ -25,7 +26,7 @@ from clipsearch.cli.options import (
 from clipsearch.cli.progress import index_reporter
 from clipsearch.config import DEFAULT_MAX_MEGAPIXELS
 from clipsearch.errors import ExitCode, UsageError
-from clipsearch.indexing.progress import IndexStats
+from clipsearch.indexing.request import IndexStats
 from clipsearch.models.device import Device, Engine, Precision
 from clipsearch.text import plural
 
@@ -159,9 +160,9 @@ def forget(
 ) -> None:
     """Remove files or whole folders from the database. Exit code 1 if nothing matched."""
     from clipsearch.cli.searching import open_library
-    from clipsearch.indexing.progress import Reporter
 
-    forgotten = open_library(db).forget(paths, wait=not no_wait, reporter=Reporter(message=say))
+    with messages_on_stderr():  # "waiting for ... to finish writing"
+        forgotten = open_library(db).forget(paths, wait=not no_wait)
     folders = f" and {plural(forgotten.roots, 'indexed folder')}" if forgotten.roots else ""
     say(f"forgot {plural(forgotten.files, 'file')}{folders}")
     if not forgotten.files and not forgotten.roots:

@@ -2,6 +2,7 @@
 
 The rate and the time left count only files settled since the model started embedding: the seconds
 spent importing and loading it are not part of the rate at which a library is indexed.
+What the run says in words (clipsearch.cli.messages) prints through the bar's console, above the bar.
 """
 
 from __future__ import annotations
@@ -11,7 +12,8 @@ import time
 from collections.abc import Iterator
 
 from clipsearch.cli.app import err, say
-from clipsearch.indexing.progress import Reporter
+from clipsearch.cli.messages import messages_on_stderr
+from clipsearch.indexing.request import Reporter
 from clipsearch.text import visible
 
 PLAIN_PROGRESS_INTERVAL_S = 10.0
@@ -61,12 +63,14 @@ def index_reporter(quiet: bool) -> Iterator[Reporter]:
         say(f"skipped {visible(path)}: {reason}")
 
     if quiet:
-        yield Reporter(skipped=skipped)
+        with messages_on_stderr(quiet=True):
+            yield Reporter(skipped=skipped)
     elif err.is_terminal:
         with _live_reporter() as reporter:
             yield reporter
     else:
-        yield _plain_reporter(skipped)
+        with messages_on_stderr():
+            yield _plain_reporter(skipped)
 
 
 def _plain_reporter(skipped) -> Reporter:
@@ -89,7 +93,7 @@ def _plain_reporter(skipped) -> Reporter:
         else:
             say(what)
 
-    return Reporter(message=say, skipped=skipped, started=started, phase=phase, advanced=advanced)
+    return Reporter(skipped=skipped, started=started, phase=phase, advanced=advanced)
 
 
 @contextlib.contextmanager
@@ -114,8 +118,7 @@ def _live_reporter() -> Iterator[Reporter]:
             rate.start()
         progress.update(task, description=what)
 
-    with progress:
-        print_line = progress.console.print
-        yield Reporter(message=lambda text: print_line(text, markup=False, highlight=False),
-                       skipped=lambda p, r: print_line(f"skipped {visible(p)}: {r}", markup=False, highlight=False),
+    print_line = progress.console.print
+    with progress, messages_on_stderr(lambda text: print_line(text, markup=False, highlight=False)):
+        yield Reporter(skipped=lambda p, r: print_line(f"skipped {visible(p)}: {r}", markup=False, highlight=False),
                        started=started, phase=phase, advanced=advanced)

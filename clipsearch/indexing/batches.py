@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from clipsearch.indexing.prepare import Prepared
-from clipsearch.indexing.progress import IndexStats, Reporter
+from clipsearch.indexing.request import IndexStats, Reporter
 from clipsearch.indexing.tags import tag_new_files
 from clipsearch.models.zero_shot import Tagger
 from clipsearch.store.catalog import Catalog

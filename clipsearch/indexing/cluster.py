@@ -8,6 +8,7 @@ is restarted by Ray and its chunk run again, so every file comes back exactly on
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
@@ -15,6 +16,8 @@ from clipsearch.errors import ModelError, UsageError
 from clipsearch.indexing.cluster_worker import EmbeddingWorker, WorkItem
 from clipsearch.indexing.prepare import Prepared, Task, read_task
 from clipsearch.models.identity import ModelIdentity
+
+log = logging.getLogger(__name__)
 
 CHUNK_FILES = {"cpu": 32, "gpu": 256}  # files per actor call: a model batch
 CPUS_PER_CPU_ACTOR = 2  # decoding threads and torch threads of an actor without a GPU
@@ -42,11 +45,11 @@ class RaySession:
     """A connection to a Ray cluster and a pool of embedding actors, closed with the session."""
 
     def __init__(self, options: RayOptions, identity: ModelIdentity, device: str, precision: str,
-                 known: frozenset[str], say: Callable[[str], None]) -> None:
+                 known: frozenset[str]) -> None:
         self.ray = import_ray()
         self.options = options
         self._owns_ray = False
-        self._connect(say)
+        self._connect()
         gpus = int(self.ray.cluster_resources().get("GPU", 0))
         cpus = int(self.ray.cluster_resources().get("CPU", 1))
         count, per_actor = _pool_size(options, cpus, gpus)
@@ -55,15 +58,15 @@ class RaySession:
             num_cpus=per_actor, num_gpus=1 if gpus else 0, max_restarts=-1, max_task_retries=-1)
         self.actors = [worker.remote(identity.to_dict(), "cuda" if gpus else device, precision, per_actor)
                        for _ in range(count)]
-        self._check_actors(say)
+        self._check_actors()
         known_ref = self.ray.put(known)
         self.ray.get([actor.remember.remote(known_ref) for actor in self.actors])
 
-    def _connect(self, say: Callable[[str], None]) -> None:
+    def _connect(self) -> None:
         if self.ray.is_initialized():
             return  # a caller that runs Ray itself (tests, notebooks) keeps its session
         address = self.options.address
-        say("starting a local Ray instance" if address == "local" else f"joining the Ray cluster at {address}")
+        log.info("starting a local Ray instance" if address == "local" else f"joining the Ray cluster at {address}")
         try:
             self.ray.init(address=None if address == "local" else address, include_dashboard=False,
                           logging_level="ERROR", log_to_driver=False, configure_logging=True)
@@ -72,13 +75,13 @@ class RaySession:
                              ) from error
         self._owns_ray = True
 
-    def _check_actors(self, say: Callable[[str], None]) -> None:
+    def _check_actors(self) -> None:
         reports = self.ray.get([actor.ready.remote() for actor in self.actors])
         for report in reports:
             if report["problem"]:
                 raise ModelError(report["problem"])
         places = sorted({f"{r['node']} {r['device']}" for r in reports})
-        say(f"{len(self.actors)} Ray actor{'s' if len(self.actors) != 1 else ''} embedding on {', '.join(places)}")
+        log.info(f"{len(self.actors)} Ray actor{'s' if len(self.actors) != 1 else ''} embedding on {', '.join(places)}")
 
     def prepared(self, tasks: Iterator[Task], stopping: Callable[[], bool]) -> Iterator[Prepared]:
         """Every task's outcome, as the actors finish them (not in order); stops handing out work once

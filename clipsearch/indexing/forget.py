@@ -7,7 +7,6 @@ from dataclasses import dataclass
 
 from clipsearch.config import DataDir
 from clipsearch.errors import CatalogError
-from clipsearch.indexing.progress import Reporter
 from clipsearch.models.identity import recorded_model
 from clipsearch.store.catalog import Catalog
 from clipsearch.store.hnsw import VectorIndex
@@ -20,13 +19,11 @@ class Forgotten:
     roots: int  # indexed folders forgotten (a folder that no longer exists may hold no files)
 
 
-def forget_paths(data_dir: DataDir, paths: Sequence[str], wait: bool = True,
-                 reporter: Reporter | None = None) -> Forgotten:
+def forget_paths(data_dir: DataDir, paths: Sequence[str], wait: bool = True) -> Forgotten:
     """Remove files and folders from the catalogue, its failures, a switch's staged work, and the index."""
-    reporter = reporter or Reporter()
     if not data_dir.catalog.exists():  # before the lock, which would create the folder
         raise CatalogError(f"no catalogue at {data_dir.catalog}: nothing is indexed there (check --db)")
-    with writer_lock(data_dir, wait, reporter.message):
+    with writer_lock(data_dir, wait):
         catalog = Catalog(data_dir.catalog)
         try:
             with catalog.transaction():

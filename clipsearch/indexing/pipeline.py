@@ -8,6 +8,7 @@ from what was committed. Removals, and a model switch's swap, wait for a complet
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import signal
 import threading
@@ -29,9 +30,9 @@ from clipsearch.indexing.crawl import CrawlResult, crawl_roots
 from clipsearch.indexing.facts import refresh_facts
 from clipsearch.indexing.plan import Plan, make_plan
 from clipsearch.indexing.prepare import KNOWN_CONTENT, HashLookup, Prepared, Task, make_preparer, match, ordered
-from clipsearch.indexing.progress import IndexOptions, IndexStats, Reporter
 from clipsearch.indexing.quarantine import decode_in_quarantine
 from clipsearch.indexing.regions import DEFAULT_GRID
+from clipsearch.indexing.request import IndexOptions, IndexStats, Reporter
 from clipsearch.indexing.roots import RootPlan, plan_roots
 from clipsearch.indexing.tags import stored_tagger
 from clipsearch.models.device import DEFAULT_BATCH_SIZE
@@ -45,6 +46,8 @@ from clipsearch.store.hnsw import VectorIndex
 from clipsearch.store.lock import writer_lock
 from clipsearch.store.regions import REGIONS_SETTING
 from clipsearch.store.rows import now_iso
+
+log = logging.getLogger(__name__)
 
 INDEX_SAVE_INTERVAL_S = 60.0
 RAY_COMMIT_ROWS = 1024  # results arrive embedded, so a batch is only rows to write: larger transactions are faster
@@ -93,7 +96,7 @@ class Indexer:
 
     def run(self) -> IndexStats:
         started = time.monotonic()
-        with writer_lock(self.data_dir, self.options.wait_for_lock, self.reporter.message), \
+        with writer_lock(self.data_dir, self.options.wait_for_lock), \
                 self._graceful_interrupts():
             catalog = Catalog(self.data_dir.catalog, create=True)
             try:
@@ -114,7 +117,7 @@ class Indexer:
             if self._stop.is_set():
                 raise KeyboardInterrupt
             self._stop.set()
-            self.reporter.message("stopping after the current batch (Ctrl-C again to stop at once)")
+            log.info("stopping after the current batch (Ctrl-C again to stop at once)")
 
         previous = signal.signal(signal.SIGINT, request_stop)
         try:
@@ -146,11 +149,10 @@ class Indexer:
         options = self.options
         choice = resolve_model(catalog, options.model, options.pretrained, reindex=options.reindex, record=True)
         asked = options.model is not None or options.pretrained is not None
-        self.switch = switch.decide(catalog, choice, asked, self.reporter.message)
+        self.switch = switch.decide(catalog, choice, asked)
         self.identity = self.switch.target or choice.identity
         self.stats.model = self.identity.describe()
-        roots = plan_roots(options.roots, options.changes, catalog.roots.all(), everything=self.switch.active,
-                           say=self.reporter.message)
+        roots = plan_roots(options.roots, options.changes, catalog.roots.all(), everything=self.switch.active)
         if not roots:
             raise UsageError("nothing to index yet: name the folders to index, e.g. `clipsearch index ~/Pictures`")
         found = crawl_roots([(root.path, root.crawl) for root in roots])  # first: a bad root must change nothing
@@ -230,7 +232,7 @@ class Indexer:
         hashes = run.catalog.staging if self.switch.active else run.catalog.files
         known = frozenset() if self.options.reindex else hashes.content_hashes()
         session = RaySession(self.options.ray, self.identity, self.options.device.value,
-                             self.options.precision.value, known, self.reporter.message)
+                             self.options.precision.value, known)
         self.reporter.phase("embedding")
         batch, last_commit, outcomes = Batch(), time.monotonic(), []
         try:
@@ -246,8 +248,8 @@ class Indexer:
         finally:
             session.close()
         if unreachable_everywhere(outcomes, self.options.ray):
-            self.reporter.message("no Ray worker could read a single file: if the workers do not mount this "
-                                  "library at the same path, add --ray-ship-bytes")
+            log.info("no Ray worker could read a single file: if the workers do not mount this library at the "
+                     "same path, add --ray-ship-bytes")
 
     def _thumbnail_keeper(self):
         if not self.options.thumbnails:
@@ -259,8 +261,8 @@ class Indexer:
 
     def _process_suspects(self, suspects: list[Task], lookup: HashLookup, writer: BatchWriter, run: _Run) -> None:
         """Files in flight when a run died: decoded in quarantine, where one that kills its decoder is named."""
-        self.reporter.message(f"decoding {len(suspects)} file{'s' if len(suspects) != 1 else ''} that were being "
-                              "read when an earlier run died, in a separate process")
+        log.info(f"decoding {len(suspects)} file{'s' if len(suspects) != 1 else ''} that were being read when "
+                 "an earlier run died, in a separate process")
         batch = Batch()
         waiting: list[tuple[Task, str]] = []
         for task in suspects:
@@ -316,7 +318,7 @@ class Indexer:
                  if path in seen]
         if stale:
             count = refresh_facts(run.catalog, stale, self.options.workers or os.cpu_count() or 2)
-            self.reporter.message(f"read the dates and cameras of {count} photos indexed by an earlier version")
+            log.info(f"read the dates and cameras of {count} photos indexed by an earlier version")
 
     def _wind_up(self, run: _Run) -> None:
         """Whatever way the run ended, it did not crash: nothing in flight is a suspect. Save the index."""
@@ -381,7 +383,7 @@ class Indexer:
         self.reporter.phase(f"loading {self.identity.describe()}")
         options = self.options
         encoder = load_indexing_encoder(self.identity, options.device, options.precision, options.engine,
-                                        self.data_dir.openvino, self._probe_pictures, self.reporter.message)
+                                        self.data_dir.openvino, self._probe_pictures)
         folder, outcome = ((self.data_dir.next_query_model, self.data_dir.next_query_model_outcome)
                            if self.switch.active else (self.data_dir.query_model, self.data_dir.query_model_outcome))
         refresh_query_model(encoder, folder, outcome, announce=lambda: self.reporter.phase("writing the query model "

@@ -10,15 +10,18 @@ crawled too, with their own options, so indexing a parent never drops what a chi
 
 from __future__ import annotations
 
+import logging
 import math
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
 from clipsearch.config import DEFAULT_MAX_MEGAPIXELS
 from clipsearch.errors import UsageError
 from clipsearch.indexing.crawl import CrawlOptions, resolve_roots
 from clipsearch.store.crawl_memory import RootRecord
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -76,7 +79,7 @@ def _under(path: str, folder: str) -> bool:
 
 
 def plan_roots(paths: Sequence[str], changes: OptionChanges, recorded: Sequence[RootRecord], *,
-               everything: bool = False, say: Callable[[str], None] = lambda text: None) -> list[RootPlan]:
+               everything: bool = False) -> list[RootPlan]:
     """The roots to crawl: the paths named (every known root if none, or if `everything`), and the known roots
     nested under them."""
     known = {root.path: _from_record(root.path, root.options) for root in recorded}
@@ -94,5 +97,5 @@ def plan_roots(paths: Sequence[str], changes: OptionChanges, recorded: Sequence[
         if os.path.exists(root):
             plans[root] = plan if named else _changed(plan, changes)
         else:
-            say(f"not re-indexing {root}: it no longer exists (`clipsearch forget {root}` drops it)")
+            log.info(f"not re-indexing {root}: it no longer exists (`clipsearch forget {root}` drops it)")
     return list(plans.values())

@@ -10,15 +10,17 @@ staged work, which the next `clipsearch index` continues.
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import shutil
 import uuid
-from collections.abc import Callable
 from dataclasses import dataclass
 
 from clipsearch.config import DataDir
 from clipsearch.models.identity import MODEL_SETTING, ModelIdentity, ResolvedModel
 from clipsearch.store.catalog import Catalog
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -36,25 +38,25 @@ def pending_switch(catalog: Catalog) -> ModelIdentity | None:
     return ModelIdentity.from_dict(stored) if stored else None
 
 
-def decide(catalog: Catalog, choice: ResolvedModel, asked: bool, say: Callable[[str], None]) -> SwitchPlan:
+def decide(catalog: Catalog, choice: ResolvedModel, asked: bool) -> SwitchPlan:
     """Whether this run switches models: a switch asked for now, or one a previous run left unfinished."""
     pending = pending_switch(catalog)
     if choice.changed and choice.recorded is not None and catalog.files.count():
         if pending is not None and pending.same_model(choice.identity):
-            say(f"continuing the switch to {pending.describe()} ({progress(catalog)})")
+            log.info(f"continuing the switch to {pending.describe()} ({progress(catalog)})")
             return SwitchPlan(choice.identity)
         if pending is not None:
-            say(f"dropping the unfinished switch to {pending.describe()}")
+            log.info(f"dropping the unfinished switch to {pending.describe()}")
         return SwitchPlan(choice.identity, starting=True)
     if pending is None:
         return SwitchPlan()
     if asked:  # the database's own model, named: the user wants it, not the switch
-        say(f"abandoning the unfinished switch to {pending.describe()}")
+        log.info(f"abandoning the unfinished switch to {pending.describe()}")
         with catalog.transaction():
             catalog.staging.clear()
             catalog.staging.set_switch_target(None)
         return SwitchPlan()
-    say(f"continuing the switch to {pending.describe()} ({progress(catalog)})")
+    log.info(f"continuing the switch to {pending.describe()} ({progress(catalog)})")
     return SwitchPlan(pending)
 
 

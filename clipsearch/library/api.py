@@ -24,7 +24,7 @@ from clipsearch.search.results import Result, SearchAnswer
 
 if TYPE_CHECKING:
     from clipsearch.indexing.forget import Forgotten
-    from clipsearch.indexing.progress import IndexStats, Reporter
+    from clipsearch.indexing.request import IndexStats, Reporter
     from clipsearch.insight.classify import Classification
     from clipsearch.insight.duplicates import DuplicateGroup, Thresholds
     from clipsearch.insight.locate import Located
@@ -241,10 +241,11 @@ class Library:
         """Index folders (or single images); none: every folder indexed before. Incremental and resumable.
 
         Crawl options (`exclude`, `include_hidden`, `follow_symlinks`, `max_megapixels`) are remembered per folder.
-        `reporter` hears progress; `advanced` takes the rest of clipsearch.indexing.progress.IndexOptions.
+        `reporter` hears progress; `advanced` takes the rest of clipsearch.indexing.request.IndexOptions. What the
+        run has to say goes to the `logging` logger "clipsearch" (INFO), as it does for `forget` and `tag`.
         """
         from clipsearch.indexing.pipeline import index_paths
-        from clipsearch.indexing.progress import IndexOptions
+        from clipsearch.indexing.request import IndexOptions
         from clipsearch.indexing.roots import OptionChanges
 
         if isinstance(paths, str | PathLike):
@@ -262,13 +263,12 @@ class Library:
         self.close()  # indexing loads its own model: the query model's memory goes back first
         return index_paths(self.data_dir, options, reporter)
 
-    def forget(self, paths: PathArg | Sequence[PathArg], *, wait: bool = True,
-               reporter: Reporter | None = None) -> Forgotten:
+    def forget(self, paths: PathArg | Sequence[PathArg], *, wait: bool = True) -> Forgotten:
         """Remove files and whole folders from the database (the files themselves are never touched)."""
         from clipsearch.indexing.forget import forget_paths
 
         targets = [os.path.realpath(p) for p in _paths(paths, "a file or folder")]
-        return forget_paths(self.data_dir, targets, wait=wait, reporter=reporter)
+        return forget_paths(self.data_dir, targets, wait=wait)
 
     def tag(self, vocabulary: PathArg | None = None, *, min_probability: float | None = None,
             wait: bool = True) -> TagReport:

@@ -14,6 +14,7 @@ to write the query model.
 
 from __future__ import annotations
 
+import logging
 import os
 import platform
 from collections.abc import Callable, Sequence
@@ -80,7 +81,7 @@ def load_encoder(identity: ModelIdentity, device: Device | str = Device.auto) ->
     return OpenClipEncoder(identity, device)
 
 
-Say = Callable[[str], None]
+log = logging.getLogger(__name__)
 
 
 def _gpu_in_sight() -> bool:
@@ -148,28 +149,30 @@ class OpenVinoEncoder:
 
 
 def load_indexing_encoder(identity: ModelIdentity, device: Device, precision: Precision, engine: Engine,
-                          folder: Path, probes: Callable[[Preprocessing], np.ndarray], say: Say) -> Encoder:
+                          folder: Path, probes: Callable[[Preprocessing], np.ndarray]) -> Encoder:
     """The encoder an `index` run embeds with (wants_openvino() for the choice)."""
     if not wants_openvino(engine, device, precision):
         return load_encoder(identity, device)
     threads = int(os.environ.get("CLIPSEARCH_OPENVINO_THREADS") or 0) or None
     loaded = load_checked(folder, identity, precision.value, threads)
     if loaded is not None:
-        say(_announcement(loaded[1]))
+        log.info(_announcement(loaded[1]))
         return OpenVinoEncoder(*loaded, identity, lambda: load_encoder(identity, device))
     model = load_encoder(identity, device)
-    say("converting the image tower to OpenVINO (once per model)")
+    log.info("converting the image tower to OpenVINO (once per model)")
     try:
         size = model.preprocessing.image_size
         convert(model, folder, np.concatenate([probes(model.preprocessing), synthetic_probes(size)]))
         loaded = load_checked(folder, identity, precision.value, threads)
     except Exception as error:  # a tower OpenVINO cannot take: torch does the work, as before
-        say(f"OpenVINO could not take this model ({' '.join(str(error).split())[:120]}): embedding with torch")
+        log.info(f"OpenVINO could not take this model ({' '.join(str(error).split())[:120]}): embedding with "
+                 "torch")
         return model
     if loaded is None:
-        say("OpenVINO's embeddings did not match the model's closely enough at any precision: embedding with torch")
+        log.info("OpenVINO's embeddings did not match the model's closely enough at any precision: embedding "
+                 "with torch")
         return model
-    say(_announcement(loaded[1]))
+    log.info(_announcement(loaded[1]))
     return OpenVinoEncoder(*loaded, identity, lambda: model)
 
 

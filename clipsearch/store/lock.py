@@ -5,18 +5,20 @@ from __future__ import annotations
 import contextlib
 import errno
 import fcntl
+import logging
 import os
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 
 from clipsearch.config import DataDir
 from clipsearch.errors import CatalogError, LockedError, describe_os_error
 from clipsearch.filesystem import PRIVATE_FILE_MODE
 from clipsearch.store.folder import create_database_folder
 
+log = logging.getLogger(__name__)
+
 
 @contextlib.contextmanager
-def writer_lock(data_dir: DataDir, wait: bool, on_wait: Callable[[str], None] = lambda message: None,
-                ) -> Iterator[None]:
+def writer_lock(data_dir: DataDir, wait: bool) -> Iterator[None]:
     """Hold the database's writer lock for the block; wait for another writer (saying so), or fail at once."""
     create_database_folder(data_dir.root)
     try:
@@ -38,7 +40,7 @@ def writer_lock(data_dir: DataDir, wait: bool, on_wait: Callable[[str], None] = 
             if not wait:
                 raise LockedError(f"{data_dir.root} is being written by {holder}; try again when it finishes, "
                                   "or leave out --no-wait to wait for it") from None
-            on_wait(f"waiting for {holder} to finish writing {data_dir.root} (--no-wait to fail instead)")
+            log.info(f"waiting for {holder} to finish writing {data_dir.root} (--no-wait to fail instead)")
             fcntl.flock(handle, fcntl.LOCK_EX)
         handle.seek(0)
         handle.truncate()

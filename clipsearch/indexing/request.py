@@ -1,4 +1,8 @@
-"""What indexing is asked to do, how it tells the caller what is happening, and what it did."""
+"""What indexing is asked to do (IndexOptions), how far along it is (Reporter), and what it did (IndexStats).
+
+Only progress travels through the Reporter: what a run has to say in words (waiting for the lock, continuing a
+switch, the engine chosen) goes to the `logging` logger "clipsearch", which the CLI prints (clipsearch.cli.messages).
+"""
 
 from __future__ import annotations
 
@@ -48,9 +52,8 @@ class IndexStats:
 
 @dataclass
 class Reporter:
-    """How the core tells the CLI what is happening; the defaults say nothing."""
+    """How far along a run is, for a progress display; the defaults show nothing."""
 
-    message: Callable[[str], None] = lambda text: None
     skipped: Callable[[str, str], None] = lambda path, reason: None
     started: Callable[[int], None] = lambda total: None  # files to read, once the crawl is done
     phase: Callable[[str], None] = lambda what: None  # "loading the model", "embedding", ...
