@@ -396,3 +396,93 @@ def test_progress_counts_every_file_once(photo_library, test_model: TinyModel, t
     stats = index_paths(DataDir(tmp_path / "db"), options, reporter)
     assert (stats.indexed, stats.skipped) == (9, 1)
     assert totals == [10] and sum(steps) == 10 and len(steps) >= 5
+
+
+# --- the command line's grammar: --db anywhere, options whose value may be left out, BLAS threads ----------------
+def _parsed(command: str, *args: str) -> dict:
+    """The values `clipsearch COMMAND ARGS...` gives its command, parsed only."""
+    import typer
+
+    from clipsearch.cli import app
+
+    return typer.main.get_command(app).commands[command].make_context(command, list(args)).params
+
+
+def test_db_is_taken_before_or_after_the_command_and_after_wins(indexed_library: IndexedLibrary, tmp_path: Path,
+                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    db, elsewhere = indexed_library.db, tmp_path / "elsewhere"
+
+    def database(*args: str) -> str:
+        result = run_cli(*args)
+        assert result.exit_code == 0, result.stderr
+        return json.loads(result.stdout)["database"]
+
+    assert database("--db", db, "status", "--json") == str(db)
+    assert database("status", "--json", "--db", db) == str(db)
+    assert database("--db", elsewhere, "status", "--json", "--db", db) == str(db)  # after the command wins
+    assert database("--db", db, "status", "--json", "--db", elsewhere) == str(elsewhere)
+    monkeypatch.setenv("CLIPSEARCH_DB", str(elsewhere))
+    assert database("status", "--json") == str(elsewhere)
+    assert database("--db", db, "status", "--json") == str(db)  # the command line wins over the variable
+    found = run_cli("--db", db, "query", "a red circle", "-n", "1", "-f", "json")
+    assert found.exit_code == 0 and len(json.loads(found.stdout)) == 1
+    from helpers import one_error_line
+
+    one_error_line(run_cli("--db", db / "catalog.db", "status"), "--db takes the database folder")
+    monkeypatch.setenv("CLIPSEARCH_DB", str(db / "catalog.db"))
+    one_error_line(run_cli("status"), "$CLIPSEARCH_DB takes the database folder")
+
+
+def test_preview_and_ray_alone_mean_auto_and_the_next_word_is_always_their_value(tmp_path: Path) -> None:
+    from helpers import one_error_line
+
+    from clipsearch.output.preview import PreviewMode
+
+    assert _parsed("query", "cat", "--preview")["preview"] == PreviewMode.auto
+    assert _parsed("query", "--preview", "-n", "3", "cat")["preview"] == PreviewMode.auto
+    assert _parsed("query", "--preview", "kitty", "cat")["preview"] == PreviewMode.kitty
+    assert _parsed("similar", "--preview=blocks", "a.jpg")["preview"] == PreviewMode.blocks
+    assert _parsed("query", "cat")["preview"] is None
+    assert _parsed("index", "--ray")["ray"] == "auto"
+    assert _parsed("index", "--ray", "--quiet")["ray"] == "auto"
+    assert _parsed("index", "--ray", "--", "photos")["ray"] == "auto"
+    assert _parsed("index", "--ray", "10.0.0.1:6379", "photos")["ray"] == "10.0.0.1:6379"
+    assert _parsed("index", "photos", "--ray=local")["ray"] == "local"
+    folder = tmp_path / "a:b"  # an existing folder is a word like any other: what is on disk never decides
+    folder.mkdir()
+    assert _parsed("index", "--ray", str(folder))["ray"] == str(folder)
+    one_error_line(run_cli("query", "--preview", "sunset", "--db", tmp_path), "--preview", "'sunset'")
+    one_error_line(run_cli("index", "--ray", tmp_path, "--db", tmp_path / "db"), f"--ray {tmp_path}: not a Ray address",
+                   "--ray=auto")
+
+
+def test_the_shared_options_reach_query_and_similar_in_their_bundles(monkeypatch: pytest.MonkeyPatch,
+                                                                      tmp_path: Path) -> None:
+    import clipsearch.cli.searching as searching
+
+    seen = []
+    monkeypatch.setattr(searching, "_search_and_render", lambda *args: seen.append(args))
+    args = ["--in", tmp_path, "--after", "2023", "--tag", "dog", "--not", "cat", "-n", "3", "--columns", "4", "-0"]
+    assert run_cli("query", "sun", "--like", "a.jpg", "--where", *args).exit_code == 0
+    assert run_cli("similar", "a.jpg", "--include-self", *args).exit_code == 0
+    (_, _, text, _, how_text, _), (_, _, image, _, how_image, _) = seen
+    for options, how in ((text, how_text), (image, how_image)):
+        assert (options.limit, options.within, options.filters.tags, options.filters.after) == (
+            3, (str(tmp_path),), ("dog",), "2023-01-01")
+        assert (how.listing.null, how.sheet.columns, how.preview) == (True, 4, None)
+    assert [(t.value, t.weight) for t in text.terms] == [("cat", -0.5), ("a.jpg", 1.0)]
+    assert (how_text.where, how_image.where, text.include_self, image.include_self) == (True, False, False, True)
+
+
+def test_query_leaves_one_blas_thread(indexed_library: IndexedLibrary) -> None:
+    code = ("import json, sys, threadpoolctl, typer\nfrom clipsearch.cli import app\n"
+            "typer.main.get_command(app).main(['query', 'a red circle', '--db', sys.argv[1], '-f', 'json'],"
+            " standalone_mode=False)\n"
+            "print(json.dumps([i['num_threads'] for i in threadpoolctl.threadpool_info() if i['user_api'] == 'blas']),"
+            " file=sys.stderr)\n")
+    environment = {k: v for k, v in os.environ.items() if k not in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS")}
+    done = subprocess.run([sys.executable, "-c", code, str(indexed_library.db)], cwd=REPO, capture_output=True,
+                          text=True, timeout=120, env={**environment, "CLIPSEARCH_NO_SERVER": "1"})
+    assert done.returncode == 0, done.stderr
+    threads = json.loads(done.stderr.strip().splitlines()[-1])
+    assert threads and set(threads) == {1}, threads  # numpy's OpenBLAS is loaded, and limited to one thread

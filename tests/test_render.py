@@ -223,6 +223,27 @@ def test_the_output_formats_are_the_documented_eight() -> None:
     assert {f.value for f in OutputFormat} == {"table", "json", "jsonl", "csv", "tsv", "paths", "null", "html"}
 
 
+def test_every_format_is_one_writer_in_the_registry_html_included() -> None:
+    from clipsearch.errors import UsageError
+    from clipsearch.output.formats import WRITERS
+
+    assert set(WRITERS) == set(OutputFormat)
+    results = make_results(["/photos/a.jpg", "/photos/b <i>.jpg"], query="a cat")
+    asked: list[str] = []
+
+    def thumbnail(path: str) -> bytes:
+        asked.append(path)
+        return b"\xff\xd8jpeg"
+
+    page, warnings = render(results, "html", thumbnail=thumbnail, title="a cat")
+    text = page.decode()
+    assert warnings == [] and text.startswith("<!doctype html>") and "<title>a cat</title>" in text
+    assert asked == ["/photos/a.jpg", "/photos/b <i>.jpg"] and "b &lt;i&gt;.jpg" in text
+    assert text.count("data:image/jpeg;base64,") == 2
+    with pytest.raises(UsageError, match="-f html is for `query` and `similar`"):
+        render(results, "html")  # nothing to take thumbnails from: not search results
+
+
 def test_unknown_format_is_a_usage_error() -> None:
     result = run_cli("query", "a cat", "-f", "xml")
     assert result.exit_code == 2

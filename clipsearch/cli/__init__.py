@@ -1,7 +1,8 @@
 """The command line: parse arguments, call the core, render. Nothing else.
 
 app        the Typer app and the one error boundary around every command
-options    options several commands share
+options    options several commands share, and their bundles (filters, presentation)
+bundles    @bundled: a dataclass's fields as a command's options, given to it as one value
 indexing   index, forget
 searching  query, similar
 admin      status, serve

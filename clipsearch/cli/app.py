@@ -12,17 +12,25 @@ import os
 import sys
 import traceback
 from collections.abc import Callable, Iterator, Sequence
-from typing import Any
+from pathlib import Path
+from typing import Annotated, Any, TypeVar
 
 import typer
 from rich.console import Console
+from typer._click.core import Parameter
+from typer._click.parser import _OptionParser
+from typer._click.types import ParamType
 from typer.core import TyperCommand, TyperGroup
 
 from clipsearch import __version__
-from clipsearch.errors import ClipsearchError, ExitCode
+from clipsearch.config import CATALOG_FILENAME, DB_ENV_VAR, default_data_root
+from clipsearch.errors import ClipsearchError, ExitCode, UsageError
 from clipsearch.text import visible
 
+CommandFunction = TypeVar("CommandFunction", bound=Callable[..., Any])
+
 TRACEBACK_KEY = "clipsearch.traceback"
+DB_KEY = "clipsearch.db"  # --db given before the command: `clipsearch --db DIR query ...`
 
 err = Console(stderr=True, highlight=False, soft_wrap=True)
 
@@ -48,10 +56,11 @@ class _Boundary(TyperGroup):
         known = [name for name in COMMAND_ORDER if name in self.commands]
         return known + [name for name in self.commands if name not in known]
 
-    def main(self, args: Sequence[str] | None = None, *rest: Any, standalone_mode: bool = True, **kwargs: Any) -> Any:
-        arguments = _optional_values(list(sys.argv[1:] if args is None else args))
+    def main(self, args: Sequence[str] | None = None, prog_name: str | None = None, complete_var: str | None = None,
+             standalone_mode: bool = True, windows_expand_args: bool = True, **extra: Any) -> Any:
+        # **extra is Click's own signature: it goes on to make_context (Context settings), never read here.
         try:
-            code = super().main(arguments, *rest, standalone_mode=False, **kwargs)
+            code = super().main(args, prog_name, complete_var, False, windows_expand_args, **extra)
         except typer.TyperException as error:  # a usage error: unknown option, bad value, missing argument
             fail(_usage_message(error))
             code = ExitCode.ERROR
@@ -68,44 +77,55 @@ class _Boundary(TyperGroup):
             return super().invoke(ctx)
 
 
+class ValueMayBeOmitted(ParamType):
+    """The type of an option whose value may be left out: `--preview` alone means `--preview auto`.
+
+    Click declares such an option with `is_flag=False, flag_value="auto"`, but the Click that Typer 0.28 vendors has
+    no such thing (and typer.Option's flag_value is ignored), so _Parser below does what Click's parser does for it:
+    the option takes the next word as its value, always, unless there is none or it starts with `-`; then the value
+    is `when_omitted`. A fixed rule about the word itself, never a guess from what the word names on disk.
+    """
+
+    name = "text"
+
+    def __init__(self, when_omitted: str, choices: Sequence[str] = ()) -> None:
+        self.when_omitted = when_omitted
+        self.choices = tuple(choices)
+
+    def convert(self, value: Any, param: Parameter | None, ctx: typer.Context | None) -> Any:
+        if self.choices and value not in self.choices:
+            self.fail(f"{value!r} is not one of {', '.join(map(repr, self.choices))}", param, ctx)
+        return value
+
+
+class _Parser(_OptionParser):
+    def _get_value_from_state(self, option_name: str, option: Any, state: Any) -> Any:
+        kind = getattr(option.obj, "type", None)
+        if isinstance(kind, ValueMayBeOmitted):
+            following = state.rargs[0] if state.rargs else None
+            if following is None or (following[:1] in self._opt_prefixes and len(following) > 1):
+                return kind.when_omitted
+        return super()._get_value_from_state(option_name, option, state)
+
+
 class Command(TyperCommand):
-    """A command whose usage line reads `TEXT...`, not Typer's `{TEXT...}` for a required argument."""
+    """A command whose usage line reads `TEXT...`, not Typer's `{TEXT...}` for a required argument, and whose
+    options may be declared with a value that can be left out (ValueMayBeOmitted)."""
 
     def collect_usage_pieces(self, ctx: typer.Context) -> list[str]:
         return [piece.replace("{", "").replace("}", "") for piece in super().collect_usage_pieces(ctx)]
 
+    def make_parser(self, ctx: typer.Context) -> _OptionParser:
+        parser = _Parser(ctx)
+        for param in self.get_params(ctx):
+            param.add_to_parser(parser, ctx)
+        return parser
 
-def command(**settings: Any) -> Any:
+
+def command(name: str | None = None, *, epilog: str | None = None, help: str | None = None,
+            hidden: bool = False) -> Callable[[CommandFunction], CommandFunction]:
     """`@command(epilog=...)`: register a command of the app."""
-    return app.command(cls=Command, **settings)
-
-
-# Options whose value may be left out (`--preview` alone means `--preview=auto`), which Typer cannot declare: the
-# default, and which following words are taken as the option's value rather than as an argument.
-OPTIONAL_VALUES: dict[str, tuple[str, Callable[[str], bool]]] = {
-    "--preview": ("auto", lambda word: word in ("auto", "kitty", "iterm", "sixel", "blocks")),
-    "--ray": ("auto", lambda word: word in ("auto", "local") or (":" in word and not os.path.exists(word))),
-}
-
-
-def _optional_values(arguments: list[str]) -> list[str]:
-    if "--" in arguments:
-        end = arguments.index("--")
-        return _optional_values(arguments[:end]) + arguments[end:]
-    result: list[str] = []
-    words = iter(enumerate(arguments))
-    for index, word in words:
-        if word not in OPTIONAL_VALUES:
-            result.append(word)
-            continue
-        default, takes = OPTIONAL_VALUES[word]
-        following = arguments[index + 1] if index + 1 < len(arguments) else None
-        if following is not None and takes(following):
-            result.append(f"{word}={following}")
-            next(words)
-        else:
-            result.append(f"{word}={default}")
-    return result
+    return app.command(name, cls=Command, epilog=epilog, help=help, hidden=hidden)
 
 
 def _usage_message(error: typer.TyperException) -> str:
@@ -143,9 +163,18 @@ def _boundary(ctx: typer.Context) -> Iterator[None]:
 
 
 def blas_single_threaded() -> None:
-    """One BLAS thread for query work, set before numpy loads: a query's matrices are small, and OpenBLAS threads
-    that spin on a busy machine (say, beside an `index` run) made a text embedding take seconds."""
-    os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+    """One BLAS thread for query work: a query's matrices are small, and OpenBLAS threads that spin on a busy
+    machine (say, beside an `index` run) made a text embedding take seconds.
+
+    numpy (and so its OpenBLAS) is loaded by the time a command runs, long past reading OPENBLAS_NUM_THREADS, so
+    the limit is set in the loaded library itself. One the user set in OPENBLAS_NUM_THREADS is left alone.
+    """
+    if "OPENBLAS_NUM_THREADS" in os.environ:
+        return
+    import numpy  # noqa: F401 (the BLAS to limit must be loaded first)
+    from threadpoolctl import threadpool_limits
+
+    threadpool_limits(1, user_api="blas")
 
 
 def _traceback_if_asked(ctx: typer.Context) -> None:
@@ -164,6 +193,30 @@ app = typer.Typer(
 )
 
 
+def _database_folder(ctx: typer.Context, param: typer.CallbackParam, value: Path | None) -> Path | None:
+    """--db before the command or after it (after wins), or $CLIPSEARCH_DB. It names a folder: say so plainly when
+    it names a file, blaming the flag or the variable it came from."""
+    source = ctx.get_parameter_source(param.name or "db")
+    on_the_line = source is not None and source.name == "COMMANDLINE"
+    if ctx.parent is None:  # the app's own --db, before the command: the command's own --db, if any, wins
+        if on_the_line:
+            ctx.meta[DB_KEY] = value
+        return value
+    if not on_the_line and DB_KEY in ctx.meta:
+        value, on_the_line = ctx.meta[DB_KEY], True
+    if value is None or not value.is_file():
+        return value
+    given = "--db" if on_the_line or source is None or source.name != "ENVIRONMENT" else f"${DB_ENV_VAR}"
+    if value.name == CATALOG_FILENAME:
+        raise UsageError(f"{given} takes the database folder, not its catalogue: use {value.parent}")
+    raise UsageError(f"{given} {value} is a file; it must name a folder (the database is the whole folder)")
+
+
+DbOption = Annotated[Path | None, typer.Option(
+    "--db", envvar=DB_ENV_VAR, show_envvar=True, callback=_database_folder, metavar="DIR",
+    help=f"Database folder (default: {default_data_root()}).")]
+
+
 def _version(value: bool) -> None:
     if value:
         typer.echo(f"clipsearch {__version__}")
@@ -175,6 +228,7 @@ def main_callback(
     ctx: typer.Context,
     version: bool = typer.Option(False, "--version", "-V", callback=_version, is_eager=True,
                                  help="Show the version and exit."),
+    db: DbOption = None,
 ) -> None:
     """Find your photos by describing them, or by example. Local and private: nothing leaves your machine."""
     if ctx.invoked_subcommand is None:  # `clipsearch` alone: the help, on stdout, and success

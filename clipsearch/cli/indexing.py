@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
@@ -29,6 +29,10 @@ from clipsearch.errors import ExitCode, UsageError
 from clipsearch.indexing.request import IndexStats
 from clipsearch.models.device import Device, Engine, Precision
 from clipsearch.text import plural
+
+if TYPE_CHECKING:
+    from clipsearch.indexing.cluster import RayOptions
+    from clipsearch.indexing.roots import OptionChanges
 
 # The crawl options, remembered per folder (clipsearch.indexing.roots).
 MaxMegapixelsOption = Annotated[float | None, typer.Option(
@@ -108,7 +112,7 @@ def index(
 
 
 def _crawl_changes(include_hidden: bool | None, follow_symlinks: bool | None, exclude: list[str] | None,
-                   no_exclude: bool, max_megapixels: float | None):
+                   no_exclude: bool, max_megapixels: float | None) -> OptionChanges:
     from clipsearch.indexing.roots import OptionChanges
 
     if exclude and no_exclude:
@@ -118,11 +122,14 @@ def _crawl_changes(include_hidden: bool | None, follow_symlinks: bool | None, ex
                          max_megapixels=max_megapixels)
 
 
-def ray_options(address: str | None, ship_bytes: bool, actors: int | None):
+def ray_options(address: str | None, ship_bytes: bool, actors: int | None) -> RayOptions | None:
     if address is None:
         if ship_bytes or actors:
             raise UsageError("--ray-ship-bytes and --ray-actors go with --ray")
         return None
+    if address not in ("auto", "local") and ":" not in address:  # every Ray address has its port: HOST:PORT
+        raise UsageError(f"--ray {address}: not a Ray address (auto, local, HOST:PORT or ray://HOST:PORT); the word "
+                         "after --ray is always its value, so write --ray=auto before the folders, or --ray after them")
     from clipsearch.indexing.cluster import RayOptions
 
     return RayOptions(address, ship_bytes, actors)

@@ -9,24 +9,11 @@ from typing import Annotated
 import typer
 
 from clipsearch.cli.app import blas_single_threaded, command, say
-from clipsearch.cli.options import (
-    DbOption,
-    DeviceOption,
-    FormatOption,
-    NoWaitOption,
-    NullOption,
-    TracebackOption,
-    WithinOption,
-    finite,
-)
+from clipsearch.cli.bundles import bundled
+from clipsearch.cli.options import DbOption, DeviceOption, Listing, NoWaitOption, TracebackOption, WithinOption, finite
 from clipsearch.errors import ExitCode, UsageError
 from clipsearch.models.device import Device
 from clipsearch.models.identity import ModelChoice
-from clipsearch.output.formats import OutputFormat, choose_listing_format
-
-
-def _format(output_format: OutputFormat | None, null: bool) -> OutputFormat:
-    return choose_listing_format(output_format, null, sys.stdout.isatty())
 
 
 def _width() -> int | None:
@@ -46,6 +33,7 @@ def _read_lines(path: Path | None, what: str) -> list[str] | None:
 
 @command(epilog="Examples:  clipsearch classify IMG_0042.jpg --labels 'cat,dog,bird'  ·  clipsearch classify "
                 "~/Photos/2023 --labels-file kinds.txt --top 1 -f jsonl | jq -r 'select(.label==\"receipt\") | .path'")
+@bundled("listing", Listing)
 def classify(
     images: Annotated[list[str], typer.Argument(
         metavar="IMAGE...", help="Images, or folders (every indexed image under them, nothing decoded). '-' "
@@ -58,14 +46,14 @@ def classify(
         "--template", metavar="TEXT", help="A prompt with {} for the label, e.g. 'a photo of a {}.'; repeatable: "
                                            "replaces the default ensemble.")] = None,
     top: Annotated[int, typer.Option("--top", min=1, help="Labels per image.")] = 5,
-    output_format: FormatOption = None,
-    null: NullOption = False,
+    *,
+    listing: Listing,
     db: DbOption = None,
     device: DeviceOption = Device.auto,
     show_traceback: TracebackOption = False,
 ) -> None:
     """Label images zero-shot: for each, the labels ranked by probability."""
-    fmt = _format(output_format, null)
+    fmt = listing.listing_format()
     blas_single_threaded()
     from clipsearch.cli.searching import open_library, stdin_lines
     from clipsearch.insight.classify import parse_labels
@@ -105,11 +93,12 @@ def tag(
 
 @command(epilog="Examples:  clipsearch tags  ·  clipsearch tags dog -n 20  ·  clipsearch tags receipt -0 | "
                 "xargs -0 mv -t ~/Receipts")
+@bundled("listing", Listing)
 def tags(
     name: Annotated[str | None, typer.Argument(metavar="[TAG]", help="List the photos with this tag.")] = None,
     limit: Annotated[int | None, typer.Option("--limit", "-n", min=1, help="At most this many.")] = None,
-    output_format: FormatOption = None,
-    null: NullOption = False,
+    *,
+    listing: Listing,
     db: DbOption = None,
     show_traceback: TracebackOption = False,
 ) -> None:
@@ -117,7 +106,7 @@ def tags(
     from clipsearch.cli.searching import open_library
     from clipsearch.output.insight import render_tag_counts, render_tagged
 
-    fmt = _format(output_format, null)
+    fmt = listing.listing_format()
     library = open_library(db)
     if name is None:
         counts = library.tags()[:limit]
@@ -133,6 +122,7 @@ def tags(
 
 @command(epilog="Examples:  clipsearch duplicates  ·  clipsearch duplicates --similar --in ~/Photos/2023  ·  "
                 "clipsearch duplicates -f json | jq -r '.[] | .paths[1:][]'")
+@bundled("listing", Listing)
 def duplicates(
     threshold: Annotated[float | None, typer.Option(
         "--threshold", metavar="S", callback=finite, help="The cosine at and above which two photos are versions "
@@ -141,8 +131,8 @@ def duplicates(
     within: WithinOption = None,
     include_similar: Annotated[bool, typer.Option("--similar", help="Also show groups of different shots of one "
                                                   "moment (bursts, retakes).")] = False,
-    output_format: FormatOption = None,
-    null: NullOption = False,
+    *,
+    listing: Listing,
     db: DbOption = None,
     show_traceback: TracebackOption = False,
 ) -> None:
@@ -153,6 +143,6 @@ def duplicates(
 
     with open_library(db) as library:
         groups = library.duplicates(within=within or (), include_similar=include_similar, threshold=threshold)
-    render_duplicates(groups, _format(output_format, null), sys.stdout.buffer, _width())
+    render_duplicates(groups, listing.listing_format(), sys.stdout.buffer, _width())
     if not groups:
         raise typer.Exit(ExitCode.NOTHING_FOUND)

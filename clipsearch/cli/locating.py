@@ -3,33 +3,28 @@
 from __future__ import annotations
 
 import sys
-from typing import Annotated
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from clipsearch.cli.app import blas_single_threaded, command, say
-from clipsearch.cli.options import (
-    CellSizeOption,
-    ColumnsOption,
-    ContactSheetOption,
-    DbOption,
-    DeviceOption,
-    FormatOption,
-    NullOption,
-    TracebackOption,
-    data_dir,
-)
+from clipsearch.cli.bundles import bundled
+from clipsearch.cli.options import DbOption, DeviceOption, Listing, Sheet, TracebackOption, data_dir
 from clipsearch.errors import ExitCode
 from clipsearch.models.device import Device
 from clipsearch.models.identity import ModelChoice
-from clipsearch.output.formats import choose_listing_format
-from clipsearch.output.sheet import DEFAULT_CELL, DEFAULT_COLUMNS
 from clipsearch.text import visible
+
+if TYPE_CHECKING:
+    from clipsearch.insight.locate import Located
 
 
 @command(epilog="Examples:  clipsearch locate cat IMG_0042.jpg  ·  clipsearch query cat -n 20 | clipsearch locate cat "
                 "- --contact-sheet cats.jpg  ·  clipsearch locate receipt scan.jpg --detector "
                 "hf:google/owlv2-base-patch16-ensemble")
+@bundled("listing", Listing)
+@bundled("sheet", Sheet)
 def locate(
     text: Annotated[str, typer.Argument(metavar="TEXT", help="What to look for.")],
     images: Annotated[list[str], typer.Argument(metavar="IMAGE...", help="Images; '-' reads paths from stdin, one "
@@ -38,11 +33,9 @@ def locate(
     detector: Annotated[str | None, typer.Option(
         "--detector", metavar="hf:NAME|hf:DIR", help="An OWL-ViT or OWLv2 detector from transformers instead of "
                                                      "CLIP region search (needs no database).")] = None,
-    output_format: FormatOption = None,
-    null: NullOption = False,
-    contact_sheet: ContactSheetOption = None,
-    columns: ColumnsOption = DEFAULT_COLUMNS,
-    cell_size: CellSizeOption = DEFAULT_CELL,
+    *,
+    listing: Listing,
+    sheet: Sheet,
     db: DbOption = None,
     device: DeviceOption = Device.auto,
     show_traceback: TracebackOption = False,
@@ -51,7 +44,7 @@ def locate(
 
     By default with the database's own CLIP model, scoring crops at several scales (README, "Where in a photo").
     """
-    fmt = choose_listing_format(output_format, null, sys.stdout.isatty())
+    fmt = listing.listing_format()
     blas_single_threaded()
     from clipsearch.cli.searching import open_library, stdin_lines
     from clipsearch.output.located import render_located
@@ -70,13 +63,13 @@ def locate(
             found = library.locate(text, paths, top=top, skipped=skipped)
     render_located(found, fmt, sys.stdout.buffer)
     sys.stdout.flush()
-    if contact_sheet is not None and found:
-        _sheet(found, text, contact_sheet, columns, cell_size, db)
+    if sheet.contact_sheet is not None and found:
+        _sheet(found, text, sheet, db)
     if not found:
         raise typer.Exit(ExitCode.NOTHING_FOUND)
 
 
-def _sheet(found, text: str, target, columns: int, cell_size: int, db) -> None:
+def _sheet(found: list[Located], text: str, sheet: Sheet, db: Path | None) -> None:
     """One cell per box, the box drawn over its picture."""
     from clipsearch.cli.presenting import thumbnails_of
     from clipsearch.output.sheet import SheetOptions, write_contact_sheets
@@ -91,5 +84,6 @@ def _sheet(found, text: str, target, columns: int, cell_size: int, db) -> None:
             raise FileNotFoundError(path)
         return data
 
-    written = write_contact_sheets(cells, [text], False, target, jpeg, SheetOptions(columns, cell_size))
+    written = write_contact_sheets(cells, [text], False, sheet.contact_sheet, jpeg,
+                                   SheetOptions(sheet.columns, sheet.cell_size))
     say(f"wrote {', '.join(str(p) for p in written)}")

@@ -3,27 +3,27 @@
 from __future__ import annotations
 
 import math
+import sys
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
-from clipsearch.cli.app import TRACEBACK_KEY
+from clipsearch.cli.app import TRACEBACK_KEY, ValueMayBeOmitted
+from clipsearch.cli.app import DbOption as DbOption  # declared beside the app's own --db (before the command)
 from clipsearch.config import (
-    CATALOG_FILENAME,
-    DB_ENV_VAR,
     DEFAULT_MODEL,
     DEFAULT_PRETRAINED,
     DEFAULT_RESULTS,
     DataDir,
-    default_data_root,
     resolve_data_dir,
 )
-from clipsearch.errors import UsageError
 from clipsearch.models.device import Device, Engine, Precision
-from clipsearch.output.formats import OutputFormat
+from clipsearch.output.formats import OutputFormat, choose_listing_format
 from clipsearch.output.preview import PreviewMode
-from clipsearch.search.request import SortKey
+from clipsearch.output.sheet import DEFAULT_CELL, DEFAULT_COLUMNS
+from clipsearch.search.request import QueryOptions, SortKey, query_options
 
 
 def finite(value: float | None) -> float | None:
@@ -38,20 +38,6 @@ def _remember_traceback(ctx: typer.Context, value: bool) -> bool:
     return value
 
 
-def _database_folder(ctx: typer.Context, value: Path | None) -> Path | None:
-    """--db names a folder: say so plainly when it names a file, blaming the flag or the variable it came from."""
-    if value is None or not value.is_file():
-        return value
-    source = ctx.get_parameter_source("db")
-    given = f"${DB_ENV_VAR}" if source is not None and source.name == "ENVIRONMENT" else "--db"
-    if value.name == CATALOG_FILENAME:
-        raise UsageError(f"{given} takes the database folder, not its catalogue: use {value.parent}")
-    raise UsageError(f"{given} {value} is a file; it must name a folder (the database is the whole folder)")
-
-
-DbOption = Annotated[Path | None, typer.Option(
-    "--db", envvar=DB_ENV_VAR, show_envvar=True, callback=_database_folder, metavar="DIR",
-    help=f"Database folder (default: {default_data_root()}).")]
 TracebackOption = Annotated[bool, typer.Option("--traceback", callback=_remember_traceback, is_eager=True,
                                                help="On error, show the full Python traceback.")]
 ModelOption = Annotated[str | None, typer.Option(
@@ -111,7 +97,9 @@ CellSizeOption = Annotated[int, typer.Option("--cell-size", min=64, max=2048, me
                                              help="The side of a contact sheet's cells, in pixels.")]
 PreviewOption = Annotated[PreviewMode | None, typer.Option(
     "--preview", metavar="[kitty|iterm|sixel|blocks]", show_default=False,
-    help="Show each result's thumbnail in the terminal: the best protocol it speaks, or the one named.")]
+    click_type=ValueMayBeOmitted("auto", [mode.value for mode in PreviewMode]),
+    help="Show each result's thumbnail in the terminal: the best protocol it speaks (--preview alone), or the one "
+         "named.")]
 LinkToOption = Annotated[Path | None, typer.Option(
     "--link-to", metavar="DIR", file_okay=False,
     help="Also make DIR a folder of symbolic links to the results, named by rank (01-IMG_0042.jpg).")]
@@ -124,9 +112,10 @@ DEFAULT_LIMIT = DEFAULT_RESULTS
 def data_dir(db: Path | None) -> DataDir:
     return resolve_data_dir(db)
 RayOption = Annotated[str | None, typer.Option(
-    "--ray", metavar="[local|auto|ADDRESS]", show_default=False,
+    "--ray", metavar="[local|auto|ADDRESS]", show_default=False, click_type=ValueMayBeOmitted("auto"),
     help="Embed on a Ray cluster (needs the ray extra): local starts Ray on this machine, auto (or --ray alone) "
-         "joins the cluster `ray start` set up, an ADDRESS connects to one. This process crawls and writes.")]
+         "joins the cluster `ray start` set up, an ADDRESS connects to one (the word after --ray is always its value). "
+         "This process crawls and writes.")]
 RayShipBytesOption = Annotated[bool, typer.Option(
     "--ray-ship-bytes", help="Read the files here and send their bytes to the Ray workers, for nodes that do not "
                              "mount the library.")]
@@ -136,3 +125,70 @@ RayActorsOption = Annotated[int | None, typer.Option(
 WhereOption = Annotated[bool, typer.Option(
     "--where", help="Also find where in each result the text fits best (as `clipsearch locate` does): a box in "
                     "json, jsonl, csv and tsv, and drawn on --contact-sheet.")]
+
+
+# Bundles of options (clipsearch.cli.bundles): each declared once here, and given to a command as one value by
+# `@bundled("name", Bundle)`. A field's order is its option's place in --help.
+
+@dataclass(frozen=True)
+class FilterOptions:
+    """Which photos may be results: the filters `query` and `similar` share."""
+
+    within: WithinOption = None
+    after: AfterOption = None
+    before: BeforeOption = None
+    undated: UndatedOption = False
+    camera: CameraOption = None
+    tag: TagOption = None
+    no_tag: NoTagOption = None
+
+
+@dataclass(frozen=True)
+class SearchOptions:
+    """How many results, which, in what order, and the terms added to a query: `query` and `similar`."""
+
+    limit: LimitOption = DEFAULT_LIMIT
+    min_score: MinScoreOption = None
+    filters: FilterOptions = field(default_factory=FilterOptions)
+    sort: SortOption = SortKey.score
+    and_: AndOption = None
+    not_: NotOption = None
+
+    def query_options(self, *, include_self: bool = False, like: list[str] | None = None) -> QueryOptions:
+        f = self.filters
+        return query_options(limit=self.limit, min_score=self.min_score, within=f.within or (),
+                             include_self=include_self, after=f.after, before=f.before, undated=f.undated,
+                             camera=f.camera, tags=f.tag or (), no_tags=f.no_tag or (), sort=self.sort,
+                             also=self.and_ or (), without=self.not_ or (), like=like or ())
+
+
+@dataclass(frozen=True)
+class Listing:
+    """The format of what a command writes on stdout."""
+
+    output_format: FormatOption = None
+    null: NullOption = False
+
+    def listing_format(self) -> OutputFormat:
+        """The format for commands that list something other than search results (no html)."""
+        return choose_listing_format(self.output_format, self.null, sys.stdout.isatty())
+
+
+@dataclass(frozen=True)
+class Sheet:
+    """A contact sheet of the results, beside them: `query`, `similar` and `locate`."""
+
+    contact_sheet: ContactSheetOption = None
+    columns: ColumnsOption = DEFAULT_COLUMNS
+    cell_size: CellSizeOption = DEFAULT_CELL
+
+
+@dataclass(frozen=True)
+class Presentation:
+    """What `query` and `similar` show: the results on stdout, and links, a contact sheet and previews beside."""
+
+    listing: Listing = field(default_factory=Listing)
+    link_to: LinkToOption = None
+    sheet: Sheet = field(default_factory=Sheet)
+    preview: PreviewOption = None
+    where: bool = False  # query --where (its own option): a box for each result (clipsearch.insight.locate)

@@ -6,29 +6,16 @@ from __future__ import annotations
 import contextlib
 import os
 import sys
-from dataclasses import dataclass
-from pathlib import Path
+from collections.abc import Callable
 
 from clipsearch.cli.app import say
+from clipsearch.cli.options import Presentation
 from clipsearch.config import DataDir
-from clipsearch.output.formats import OutputFormat, RenderOptions, choose_format, render_results
-from clipsearch.output.preview import PreviewMode
-from clipsearch.output.sheet import DEFAULT_CELL, DEFAULT_COLUMNS, SheetOptions
+from clipsearch.output.formats import OutputFormat, RenderOptions, Thumbnails, choose_format, render_results
+from clipsearch.output.sheet import SheetOptions
 from clipsearch.search.request import QueryKind
 from clipsearch.search.results import SearchAnswer
 from clipsearch.text import plural
-
-
-@dataclass(frozen=True)
-class Presentation:
-    output_format: OutputFormat | None = None
-    null: bool = False
-    link_to: Path | None = None
-    contact_sheet: Path | None = None
-    columns: int = DEFAULT_COLUMNS
-    cell_size: int = DEFAULT_CELL
-    preview: PreviewMode | None = None
-    where: bool = False  # query --where: a box for each result (clipsearch.insight.locate)
 
 
 def _cwd() -> str | None:
@@ -38,7 +25,7 @@ def _cwd() -> str | None:
         return None
 
 
-def thumbnails_of(data_dir: DataDir):
+def thumbnails_of(data_dir: DataDir) -> Thumbnails:
     """path -> the JPEG of its thumbnail (cached in the database folder), or None when it cannot be read."""
     from clipsearch.imaging.thumbnails import ThumbnailCache
 
@@ -57,7 +44,7 @@ def thumbnails_of(data_dir: DataDir):
 def present(kind: QueryKind, queries: list[str], answer: SearchAnswer, how: Presentation, data_dir: DataDir,
             ) -> list[str]:
     """Write the results to stdout as asked, and the extras beside; returns warnings for stderr."""
-    fmt = choose_format(how.output_format, how.null, sys.stdout.isatty())
+    fmt = choose_format(how.listing.output_format, how.listing.null, sys.stdout.isatty())
     several = len(queries) > 1
     cwd, home = _cwd(), os.path.expanduser("~")
     warnings: list[str] = []
@@ -68,15 +55,12 @@ def present(kind: QueryKind, queries: list[str], answer: SearchAnswer, how: Pres
         from clipsearch.output.preview import render_previews
 
         render_previews(answer.results, how.preview, thumbnail, several, cwd, home)
-    elif fmt is OutputFormat.html:
-        from clipsearch.output.html import render_html
-
-        render_html(answer.results, sys.stdout.buffer, thumbnail, title=" · ".join(queries))
     else:
         from rich.console import Console
 
         width = Console().width if sys.stdout.isatty() else None
-        warnings += render_results(answer.results, fmt, sys.stdout.buffer, RenderOptions(width, several, cwd, home))
+        context = RenderOptions(width, several, cwd, home, thumbnail=thumbnail, title=" · ".join(queries))
+        warnings += render_results(answer.results, fmt, sys.stdout.buffer, context)
     sys.stdout.flush()
     _extras(kind, queries, answer, how, thumbnail)
     if answer.missing:
@@ -85,13 +69,14 @@ def present(kind: QueryKind, queries: list[str], answer: SearchAnswer, how: Pres
     return warnings
 
 
-def _extras(kind: QueryKind, queries: list[str], answer: SearchAnswer, how: Presentation, thumbnail) -> None:
+def _extras(kind: QueryKind, queries: list[str], answer: SearchAnswer, how: Presentation,
+            thumbnail: Callable[[str], bytes | None]) -> None:
     if how.link_to is not None and answer.results:
         from clipsearch.output.links import link_results
 
         made = link_results(answer.results, how.link_to, several_queries=len(queries) > 1)
         say(f"linked {plural(made, 'result')} in {how.link_to}")
-    if how.contact_sheet is not None:
+    if how.sheet.contact_sheet is not None:
         from clipsearch.output.sheet import write_contact_sheets
 
         def jpeg(path: str) -> bytes:
@@ -101,6 +86,6 @@ def _extras(kind: QueryKind, queries: list[str], answer: SearchAnswer, how: Pres
             return data
 
         with contextlib.suppress(BrokenPipeError):
-            written = write_contact_sheets(answer.results, queries, kind is QueryKind.image, how.contact_sheet, jpeg,
-                                           SheetOptions(how.columns, how.cell_size))
+            written = write_contact_sheets(answer.results, queries, kind is QueryKind.image, how.sheet.contact_sheet,
+                                           jpeg, SheetOptions(how.sheet.columns, how.sheet.cell_size))
             say(f"wrote {', '.join(str(p) for p in written)}")

@@ -3,50 +3,35 @@
 from __future__ import annotations
 
 import sys
+from dataclasses import replace
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from clipsearch.cli.app import blas_single_threaded, command, say
+from clipsearch.cli.bundles import bundled
 from clipsearch.cli.options import (
-    DEFAULT_LIMIT,
-    AfterOption,
-    AndOption,
-    BeforeOption,
-    CameraOption,
-    CellSizeOption,
-    ColumnsOption,
-    ContactSheetOption,
     DbOption,
     DeviceOption,
-    FormatOption,
     LikeOption,
-    LimitOption,
-    LinkToOption,
-    MinScoreOption,
     ModelOption,
-    NoTagOption,
-    NotOption,
-    NullOption,
     PrecisionOption,
+    Presentation,
     PretrainedOption,
-    PreviewOption,
-    SortOption,
-    TagOption,
+    SearchOptions,
     TracebackOption,
-    UndatedOption,
     WhereOption,
-    WithinOption,
     data_dir,
 )
-from clipsearch.cli.presenting import Presentation
 from clipsearch.errors import ExitCode, UsageError
 from clipsearch.models.device import Device, Precision
 from clipsearch.models.identity import ModelChoice
 from clipsearch.output.formats import OutputFormat
-from clipsearch.output.sheet import DEFAULT_CELL, DEFAULT_COLUMNS
-from clipsearch.search.request import QueryKind, QueryOptions, SortKey, query_options
+from clipsearch.search.request import QueryKind, QueryOptions
+
+if TYPE_CHECKING:
+    from clipsearch.library import Library
 
 
 def _queries(arguments: list[str], what: str) -> list[str]:
@@ -66,7 +51,7 @@ def stdin_lines(what: str) -> list[str]:
     return lines
 
 
-def open_library(db: Path | None, choice: ModelChoice | None = None):  # -> clipsearch.Library
+def open_library(db: Path | None, choice: ModelChoice | None = None) -> Library:
     from clipsearch.library import Library
 
     choice = choice or ModelChoice()
@@ -84,7 +69,7 @@ def _search_and_render(kind: QueryKind, queries: list[str], options: QueryOption
         for warning in present(kind, queries, answer, how, library.data_dir):
             say(f"clipsearch: warning: {warning}")
     if not answer.results:
-        if sys.stdout.isatty() and how.output_format in (None, OutputFormat.table):
+        if sys.stdout.isatty() and how.listing.output_format in (None, OutputFormat.table):
             say("no matches")
         raise typer.Exit(ExitCode.NOTHING_FOUND)
 
@@ -93,41 +78,17 @@ QUERY_EXAMPLES = ("Examples:  clipsearch query sunset beach  ·  clipsearch quer
                   "~/picks  ·  printf 'cat\\ndog\\n' | clipsearch query - -f jsonl")
 
 
-def cli_query_options(*, limit: int, min_score: float | None, within: list[Path] | None, include_self: bool = False,
-                      after: str | None = None, before: str | None = None, undated: bool = False,
-                      camera: str | None = None, tag: list[str] | None = None, no_tag: list[str] | None = None,
-                      sort: SortKey = SortKey.score, and_: list[str] | None = None, not_: list[str] | None = None,
-                      like: list[str] | None = None) -> QueryOptions:
-    return query_options(limit=limit, min_score=min_score, within=within or (), include_self=include_self,
-                         after=after, before=before, undated=undated, camera=camera, tags=tag or (),
-                         no_tags=no_tag or (), sort=sort, also=and_ or (), without=not_ or (), like=like or ())
-
-
 @command(epilog=QUERY_EXAMPLES)
+@bundled("search", SearchOptions)
+@bundled("how", Presentation)
 def query(
     text: Annotated[list[str], typer.Argument(
         metavar="TEXT...", help="What to look for; words are joined. '-' alone reads one query per line from "
                                 "stdin.")],
-    limit: LimitOption = DEFAULT_LIMIT,
-    min_score: MinScoreOption = None,
-    within: WithinOption = None,
-    after: AfterOption = None,
-    before: BeforeOption = None,
-    undated: UndatedOption = False,
-    camera: CameraOption = None,
-    tag: TagOption = None,
-    no_tag: NoTagOption = None,
-    sort: SortOption = SortKey.score,
-    and_: AndOption = None,
-    not_: NotOption = None,
+    *,
+    search: SearchOptions,
     like: LikeOption = None,
-    output_format: FormatOption = None,
-    null: NullOption = False,
-    link_to: LinkToOption = None,
-    contact_sheet: ContactSheetOption = None,
-    columns: ColumnsOption = DEFAULT_COLUMNS,
-    cell_size: CellSizeOption = DEFAULT_CELL,
-    preview: PreviewOption = None,
+    how: Presentation,
     where: WhereOption = False,
     db: DbOption = None,
     model: ModelOption = None,
@@ -137,39 +98,22 @@ def query(
 ) -> None:
     """Find photos matching a description. Exit code 0 if something was found, 1 if not, 2 on error."""
     queries = _queries(text, "queries") if "-" in text else [" ".join(text)]
-    options = cli_query_options(limit=limit, min_score=min_score, within=within, after=after, before=before,
-                                undated=undated, camera=camera, tag=tag, no_tag=no_tag, sort=sort, and_=and_,
-                                not_=not_, like=like)
-    how = Presentation(output_format, null, link_to, contact_sheet, columns, cell_size, preview, where)
-    _search_and_render(QueryKind.text, queries, options, db, how, ModelChoice(model, pretrained, device))
+    _search_and_render(QueryKind.text, queries, search.query_options(like=like), db, replace(how, where=where),
+                       ModelChoice(model, pretrained, device))
 
 
 @command(epilog="Examples:  clipsearch similar ~/Photos/2019/img_0042.jpg  ·  clipsearch similar IMG_0042.jpg "
                 "--and 'at night'  ·  clipsearch similar ~/Downloads/inspiration.png -n 20 -0 | xargs -0 ls -l")
+@bundled("search", SearchOptions)
+@bundled("how", Presentation)
 def similar(
     images: Annotated[list[str], typer.Argument(
         metavar="IMAGE...", help="Image files (indexed or not). '-' reads paths from stdin, one per line.")],
-    limit: LimitOption = DEFAULT_LIMIT,
-    min_score: MinScoreOption = None,
-    within: WithinOption = None,
+    *,
+    search: SearchOptions,
     include_self: Annotated[bool, typer.Option("--include-self", help="Keep an indexed query image in its own "
                                                "results.")] = False,
-    after: AfterOption = None,
-    before: BeforeOption = None,
-    undated: UndatedOption = False,
-    camera: CameraOption = None,
-    tag: TagOption = None,
-    no_tag: NoTagOption = None,
-    sort: SortOption = SortKey.score,
-    and_: AndOption = None,
-    not_: NotOption = None,
-    output_format: FormatOption = None,
-    null: NullOption = False,
-    link_to: LinkToOption = None,
-    contact_sheet: ContactSheetOption = None,
-    columns: ColumnsOption = DEFAULT_COLUMNS,
-    cell_size: CellSizeOption = DEFAULT_CELL,
-    preview: PreviewOption = None,
+    how: Presentation,
     db: DbOption = None,
     model: ModelOption = None,
     pretrained: PretrainedOption = None,
@@ -179,11 +123,8 @@ def similar(
 ) -> None:
     """Find photos that look like the given ones."""
     queries = _queries(images, "image paths")
-    options = cli_query_options(limit=limit, min_score=min_score, within=within, include_self=include_self,
-                                after=after, before=before, undated=undated, camera=camera, tag=tag, no_tag=no_tag,
-                                sort=sort, and_=and_, not_=not_)
-    how = Presentation(output_format, null, link_to, contact_sheet, columns, cell_size, preview)
-    _search_and_render(QueryKind.image, queries, options, db, how, ModelChoice(model, pretrained, device, precision))
+    _search_and_render(QueryKind.image, queries, search.query_options(include_self=include_self), db, how,
+                       ModelChoice(model, pretrained, device, precision))
 
 
 # People type `search` as often as `query`: the same command under both names.

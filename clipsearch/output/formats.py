@@ -4,7 +4,8 @@ Everything is written as bytes to a binary stream, because file names are bytes 
 that is not valid UTF-8 reaches us as a str with surrogate escapes (os.fsdecode) and must go back
 out as the very same bytes, or `xargs` would be handed a file that does not exist.
 
-Each format is one writer in WRITERS; a new one (an HTML page, a contact sheet) is one more entry.
+Each format is one writer in WRITERS; a new one is one more entry. A writer gets the results, the stream, and a
+RenderOptions: everything a writer may need, from the terminal's width to the thumbnails an HTML page embeds.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from dataclasses import dataclass
 from enum import Enum
 
 from clipsearch.errors import UsageError
+from clipsearch.output.html import render_html
 from clipsearch.output.records import (
     columns,
     is_terminal,
@@ -40,12 +42,19 @@ class OutputFormat(str, Enum):
     html = "html"  # a self-contained page with thumbnails (query and similar)
 
 
+Thumbnails = Callable[[str], bytes | None]  # path -> the JPEG of its thumbnail, or None when it cannot be made
+
+
 @dataclass(frozen=True)
 class RenderOptions:
+    """What a writer may need besides the results: each takes what it uses."""
+
     console_width: int | None = None  # the terminal's width, for the table
     show_query: bool = False  # several queries: each record names its own
     cwd: str | None = None  # the table shows paths relative to it, or to `home`, when that is shorter
     home: str | None = None
+    thumbnail: Thumbnails | None = None  # html embeds them: only search results (query, similar) have them
+    title: str = "clipsearch"  # the page's title (html)
 
 
 Writer = Callable[[Sequence[Result], typing.BinaryIO, RenderOptions], list[str]]
@@ -106,9 +115,10 @@ def _table(results: Sequence[Result], out: typing.BinaryIO, options: RenderOptio
     return []
 
 
-def _html_needs_thumbnails(results: Sequence[Result], out: typing.BinaryIO, options: RenderOptions,
-                           ) -> list[str]:
-    raise UsageError(HTML_IS_FOR_RESULTS)
+def _html(results: Sequence[Result], out: typing.BinaryIO, options: RenderOptions) -> list[str]:
+    if options.thumbnail is None:
+        raise UsageError(HTML_IS_FOR_RESULTS)
+    return render_html(results, out, options.thumbnail, title=options.title)
 
 
 HTML_IS_FOR_RESULTS = "-f html is for `query` and `similar`, which have the thumbnails it embeds"
@@ -129,5 +139,5 @@ WRITERS: dict[OutputFormat, Writer] = {
     OutputFormat.tsv: _tsv,
     OutputFormat.paths: _paths,
     OutputFormat.null: _null,
-    OutputFormat.html: _html_needs_thumbnails,
+    OutputFormat.html: _html,
 }
