@@ -433,7 +433,7 @@ def test_db_is_taken_before_or_after_the_command_and_after_wins(indexed_library:
     one_error_line(run_cli("status"), "$CLIPSEARCH_DB takes the database folder")
 
 
-def test_preview_and_ray_alone_mean_auto_and_the_next_word_is_always_their_value(tmp_path: Path) -> None:
+def test_preview_and_ray_alone_mean_auto_and_take_only_a_word_of_their_values_form(tmp_path: Path) -> None:
     from helpers import one_error_line
 
     from clipsearch.output.preview import PreviewMode
@@ -448,30 +448,30 @@ def test_preview_and_ray_alone_mean_auto_and_the_next_word_is_always_their_value
     assert _parsed("index", "--ray", "--", "photos")["ray"] == "auto"
     assert _parsed("index", "--ray", "10.0.0.1:6379", "photos")["ray"] == "10.0.0.1:6379"
     assert _parsed("index", "photos", "--ray=local")["ray"] == "local"
+    assert _parsed("query", "--preview", "sunset")["preview"] == PreviewMode.auto  # a query, not a preview mode
+    assert list(_parsed("query", "--preview", "sunset")["text"]) == ["sunset"]
+    assert _parsed("index", "--ray", "photos")["ray"] == "auto"
+    assert [str(p) for p in _parsed("index", "--ray", "photos")["paths"]] == ["photos"]
     folder = tmp_path / "a:b"  # an existing folder is a word like any other: what is on disk never decides
     folder.mkdir()
     assert _parsed("index", "--ray", str(folder))["ray"] == str(folder)
-    one_error_line(run_cli("query", "--preview", "sunset", "--db", tmp_path), "--preview", "'sunset'")
-    one_error_line(run_cli("index", "--ray", tmp_path, "--db", tmp_path / "db"), f"--ray {tmp_path}: not a Ray address",
-                   "--ray=auto")
+    one_error_line(run_cli("query", "sun", "--preview=sunset", "--db", tmp_path), "--preview", "'sunset'")
+    one_error_line(run_cli("index", tmp_path, "--ray=nowhere", "--db", tmp_path / "db"),
+                   "--ray nowhere: not a Ray address")
 
 
-def test_the_shared_options_reach_query_and_similar_in_their_bundles(monkeypatch: pytest.MonkeyPatch,
-                                                                      tmp_path: Path) -> None:
-    import clipsearch.cli.searching as searching
-
-    seen = []
-    monkeypatch.setattr(searching, "_search_and_render", lambda *args: seen.append(args))
-    args = ["--in", tmp_path, "--after", "2023", "--tag", "dog", "--not", "cat", "-n", "3", "--columns", "4", "-0"]
-    assert run_cli("query", "sun", "--like", "a.jpg", "--where", *args).exit_code == 0
-    assert run_cli("similar", "a.jpg", "--include-self", *args).exit_code == 0
-    (_, _, text, _, how_text, _), (_, _, image, _, how_image, _) = seen
-    for options, how in ((text, how_text), (image, how_image)):
-        assert (options.limit, options.within, options.filters.tags, options.filters.after) == (
-            3, (str(tmp_path),), ("dog",), "2023-01-01")
-        assert (how.listing.null, how.sheet.columns, how.preview) == (True, 4, None)
-    assert [(t.value, t.weight) for t in text.terms] == [("cat", -0.5), ("a.jpg", 1.0)]
-    assert (how_text.where, how_image.where, text.include_self, image.include_self) == (True, False, False, True)
+def test_the_shared_options_reach_query_and_similar(indexed_library: IndexedLibrary) -> None:
+    folder = indexed_library.root / "2019"
+    photo = next(p.path for p in indexed_library.photos if p.path.is_relative_to(folder) and p.taken_at)
+    shared = ["--in", folder, "--after", "2019", "--before", "2020", "-n", "3", "-0", "--db", indexed_library.db]
+    for command in (["query", "a shape"], ["similar", photo, "--include-self"]):
+        result = run_cli(*command, *shared)
+        assert result.exit_code == 0, result.stderr
+        paths = result.stdout_bytes.split(b"\0")[:-1]
+        assert len(paths) == 3 and all(os.fsdecode(p).startswith(f"{folder}/") for p in paths)
+        dates = [indexed_library.photo(os.fsdecode(p)).taken_at for p in paths]
+        assert all(taken and taken.startswith("2019") for taken in dates)
+    assert os.fsdecode(paths[0]) == str(photo)  # --include-self reached similar
 
 
 def test_query_leaves_one_blas_thread(indexed_library: IndexedLibrary) -> None:

@@ -81,16 +81,25 @@ class ValueMayBeOmitted(ParamType):
     """The type of an option whose value may be left out: `--preview` alone means `--preview auto`.
 
     Click declares such an option with `is_flag=False, flag_value="auto"`, but the Click that Typer 0.28 vendors has
-    no such thing (and typer.Option's flag_value is ignored), so _Parser below does what Click's parser does for it:
-    the option takes the next word as its value, always, unless there is none or it starts with `-`; then the value
-    is `when_omitted`. A fixed rule about the word itself, never a guess from what the word names on disk.
+    no such thing (and typer.Option's flag_value is ignored), so _Parser below decides: the option takes the next
+    word as its value when the word has the value's form (one of `choices`, or what `takes` accepts), else the value
+    is `when_omitted` and the word stays an argument. A fixed rule about the word's spelling, never a guess from
+    what the word names on disk: `query --preview sunset` previews a search for sunset.
     """
 
     name = "text"
 
-    def __init__(self, when_omitted: str, choices: Sequence[str] = ()) -> None:
+    def __init__(self, when_omitted: str, choices: Sequence[str] = (),
+                 takes: Callable[[str], bool] | None = None) -> None:
         self.when_omitted = when_omitted
         self.choices = tuple(choices)
+        self._takes = takes
+
+    def takes(self, word: str) -> bool:
+        """Whether a word after the option is its value."""
+        if word[:1] == "-" and len(word) > 1:
+            return False
+        return word in self.choices if self._takes is None else self._takes(word)
 
     def convert(self, value: Any, param: Parameter | None, ctx: typer.Context | None) -> Any:
         if self.choices and value not in self.choices:
@@ -99,11 +108,20 @@ class ValueMayBeOmitted(ParamType):
 
 
 class _Parser(_OptionParser):
+    _explicit = False  # the value came with the option, `--preview=kitty`: Click puts it first in rargs
+
+    def _match_long_opt(self, opt: str, explicit_value: str | None, state: Any) -> None:
+        self._explicit = explicit_value is not None
+        try:
+            super()._match_long_opt(opt, explicit_value, state)
+        finally:
+            self._explicit = False
+
     def _get_value_from_state(self, option_name: str, option: Any, state: Any) -> Any:
         kind = getattr(option.obj, "type", None)
-        if isinstance(kind, ValueMayBeOmitted):
+        if isinstance(kind, ValueMayBeOmitted) and not self._explicit:
             following = state.rargs[0] if state.rargs else None
-            if following is None or (following[:1] in self._opt_prefixes and len(following) > 1):
+            if following is None or not kind.takes(following):
                 return kind.when_omitted
         return super()._get_value_from_state(option_name, option, state)
 

@@ -22,6 +22,7 @@ from clipsearch.cli.options import (
     RayShipBytesOption,
     TracebackOption,
     finite,
+    is_ray_address,
 )
 from clipsearch.cli.progress import index_reporter
 from clipsearch.config import DEFAULT_MAX_MEGAPIXELS
@@ -127,9 +128,8 @@ def ray_options(address: str | None, ship_bytes: bool, actors: int | None) -> Ra
         if ship_bytes or actors:
             raise UsageError("--ray-ship-bytes and --ray-actors go with --ray")
         return None
-    if address not in ("auto", "local") and ":" not in address:  # every Ray address has its port: HOST:PORT
-        raise UsageError(f"--ray {address}: not a Ray address (auto, local, HOST:PORT or ray://HOST:PORT); the word "
-                         "after --ray is always its value, so write --ray=auto before the folders, or --ray after them")
+    if not is_ray_address(address):
+        raise UsageError(f"--ray {address}: not a Ray address (auto, local, HOST:PORT or ray://HOST:PORT)")
     from clipsearch.indexing.cluster import RayOptions
 
     return RayOptions(address, ship_bytes, actors)

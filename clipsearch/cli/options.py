@@ -111,10 +111,16 @@ DEFAULT_LIMIT = DEFAULT_RESULTS
 
 def data_dir(db: Path | None) -> DataDir:
     return resolve_data_dir(db)
+def is_ray_address(word: str) -> bool:
+    """auto, local, or an address: every Ray address has its port (HOST:PORT, ray://HOST:PORT)."""
+    return word in ("auto", "local") or ":" in word
+
+
 RayOption = Annotated[str | None, typer.Option(
-    "--ray", metavar="[local|auto|ADDRESS]", show_default=False, click_type=ValueMayBeOmitted("auto"),
+    "--ray", metavar="[local|auto|ADDRESS]", show_default=False,
+    click_type=ValueMayBeOmitted("auto", takes=is_ray_address),
     help="Embed on a Ray cluster (needs the ray extra): local starts Ray on this machine, auto (or --ray alone) "
-         "joins the cluster `ray start` set up, an ADDRESS connects to one (the word after --ray is always its value). "
+         "joins the cluster `ray start` set up, an ADDRESS (HOST:PORT) connects to one. "
          "This process crawls and writes.")]
 RayShipBytesOption = Annotated[bool, typer.Option(
     "--ray-ship-bytes", help="Read the files here and send their bytes to the Ray workers, for nodes that do not "
