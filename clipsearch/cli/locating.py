@@ -18,6 +18,7 @@ from clipsearch.cli.options import (
     NullOption,
     TracebackOption,
     data_dir,
+    non_empty_path,
 )
 from clipsearch.errors import ExitCode
 from clipsearch.models.device import Device
@@ -32,8 +33,9 @@ from clipsearch.text import visible
                 "hf:google/owlv2-base-patch16-ensemble")
 def locate(
     text: Annotated[str, typer.Argument(metavar="TEXT", help="What to look for.")],
-    images: Annotated[list[str], typer.Argument(metavar="IMAGE...", help="Images; '-' reads paths from stdin, one "
-                                                                         "per line (chains after `query`).")],
+    images: Annotated[list[str], typer.Argument(metavar="IMAGE...", parser=non_empty_path(str),
+                                                help="Images; '-' reads paths from stdin, one "
+                                                     "per line (chains after `query`).")],
     top: Annotated[int, typer.Option("--top", min=1, max=50, help="Boxes per image, best first.")] = 3,
     detector: Annotated[str | None, typer.Option(
         "--detector", metavar="hf:NAME|hf:DIR", help="An OWL-ViT or OWLv2 detector from transformers instead of "

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -33,6 +34,22 @@ def finite(value: float | None) -> float | None:
     return value
 
 
+def non_empty_path(kind: type = Path, *, file_okay: bool = True, dir_okay: bool = True) -> Callable[[str], Any]:
+    """The parser of every path argument and option (a Path, or a str naming an image). It sees the raw word, so
+    it can refuse "", which Typer's own Path type turns into Path('.'), the current folder."""
+
+    def parse(value: str) -> Any:
+        if value == "":
+            raise typer.BadParameter("an empty path names nothing (write . for the current folder)")
+        if not file_okay and Path(value).is_file():
+            raise typer.BadParameter(f"{value} is a file, not a folder")
+        if not dir_okay and Path(value).is_dir():
+            raise typer.BadParameter(f"{value} is a folder, not a file")
+        return kind(value)
+
+    return parse
+
+
 def _remember_traceback(ctx: typer.Context, value: bool) -> bool:
     ctx.meta[TRACEBACK_KEY] = value
     return value
@@ -51,6 +68,7 @@ def _database_folder(ctx: typer.Context, value: Path | None) -> Path | None:
 
 DbOption = Annotated[Path | None, typer.Option(
     "--db", envvar=DB_ENV_VAR, show_envvar=True, callback=_database_folder, metavar="DIR",
+    parser=non_empty_path(),
     help=f"Database folder (default: {default_data_root()}).")]
 TracebackOption = Annotated[bool, typer.Option("--traceback", callback=_remember_traceback, is_eager=True,
                                                help="On error, show the full Python traceback.")]
@@ -75,7 +93,8 @@ LimitOption = Annotated[int, typer.Option("--limit", "-n", min=1, help="How many
 MinScoreOption = Annotated[float | None, typer.Option("--min-score", callback=finite,
                                                       help="Drop results below this cosine score.")]
 WithinOption = Annotated[list[Path] | None, typer.Option(
-    "--in", metavar="DIR", help="Only results under this folder; repeat for several (results under any of them).")]
+    "--in", metavar="DIR", parser=non_empty_path(),
+    help="Only results under this folder; repeat for several (results under any of them).")]
 FormatOption = Annotated[OutputFormat | None, typer.Option(
     "--format", "-f", help="Output format (null: NUL-terminated paths, as -0). Default: table on a terminal, "
                            "paths in a pipe.")]
@@ -103,7 +122,7 @@ LikeOption = Annotated[list[str] | None, typer.Option(
     "--like", metavar="IMAGE[:W]", help="Also like this image, added to the query (weight W, default 1); "
                                         "repeatable.")]
 ContactSheetOption = Annotated[Path | None, typer.Option(
-    "--contact-sheet", metavar="FILE", dir_okay=False,
+    "--contact-sheet", metavar="FILE", parser=non_empty_path(dir_okay=False),
     help="Also draw the results in one image (.jpg, .png or .webp): FILE, or FILE-1, FILE-2... for several "
          "queries.")]
 ColumnsOption = Annotated[int, typer.Option("--columns", min=1, max=50, help="Columns of a contact sheet.")]
@@ -113,7 +132,7 @@ PreviewOption = Annotated[PreviewMode | None, typer.Option(
     "--preview", metavar="[kitty|iterm|sixel|blocks]", show_default=False,
     help="Show each result's thumbnail in the terminal: the best protocol it speaks, or the one named.")]
 LinkToOption = Annotated[Path | None, typer.Option(
-    "--link-to", metavar="DIR", file_okay=False,
+    "--link-to", metavar="DIR", parser=non_empty_path(file_okay=False),
     help="Also make DIR a folder of symbolic links to the results, named by rank (01-IMG_0042.jpg).")]
 NoWaitOption = Annotated[bool, typer.Option("--no-wait", help="Fail at once if another process is writing "
                                                               "the database, instead of waiting.")]

@@ -39,6 +39,7 @@ from clipsearch.cli.options import (
     WhereOption,
     WithinOption,
     data_dir,
+    non_empty_path,
 )
 from clipsearch.cli.presenting import Presentation
 from clipsearch.errors import ExitCode, UsageError
@@ -148,6 +149,7 @@ def query(
                 "--and 'at night'  ·  clipsearch similar ~/Downloads/inspiration.png -n 20 -0 | xargs -0 ls -l")
 def similar(
     images: Annotated[list[str], typer.Argument(
+        parser=non_empty_path(str),
         metavar="IMAGE...", help="Image files (indexed or not). '-' reads paths from stdin, one per line.")],
     limit: LimitOption = DEFAULT_LIMIT,
     min_score: MinScoreOption = None,
