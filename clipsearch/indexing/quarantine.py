@@ -10,12 +10,11 @@ file is blamed only for a death it was alone in: the user's `kill -9` of the who
 from __future__ import annotations
 
 import multiprocessing
-import os
 import signal
 from collections.abc import Iterator, Sequence
 from multiprocessing.connection import Connection
 
-from clipsearch.errors import ImageError, ImageTooLargeError
+from clipsearch.errors import ImageError, ImageTooLargeError, env_number
 from clipsearch.imaging.decode import decode_image, read_file
 from clipsearch.imaging.pixels import prepare_pixels
 from clipsearch.indexing.prepare import Prepared, Task, limit_kind
@@ -58,7 +57,7 @@ def _death(exit_code: int | None) -> str:
 
 def decode_in_quarantine(tasks: Sequence[tuple[Task, str]], settings: Preprocessing) -> Iterator[Prepared]:
     """(task, content hash) pairs, decoded in child processes; one Prepared for each, in order."""
-    time_limit = float(os.environ.get(TIME_LIMIT_ENV) or DEFAULT_TIME_LIMIT_S)
+    time_limit = env_number(TIME_LIMIT_ENV, DEFAULT_TIME_LIMIT_S, minimum=0.001)
     context = multiprocessing.get_context("spawn")  # a fresh interpreter: no torch, no threads to fork
     remaining = list(tasks)
     while remaining:

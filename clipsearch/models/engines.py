@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from clipsearch.errors import UsageError
+from clipsearch.errors import UsageError, env_number
 from clipsearch.models.backend import Encoder, load_encoder
 from clipsearch.models.device import DEFAULT_BATCH_SIZE, Device, Engine, Precision
 from clipsearch.models.identity import ModelIdentity
@@ -102,7 +102,7 @@ def load_indexing_encoder(identity: ModelIdentity, device: Device, precision: Pr
     """The encoder an `index` run embeds with (clipsearch.models.engines for the choice)."""
     if not wants_openvino(engine, device, precision):
         return load_encoder(identity, device)
-    threads = int(os.environ.get("CLIPSEARCH_OPENVINO_THREADS") or 0) or None
+    threads = int(env_number("CLIPSEARCH_OPENVINO_THREADS", 0, minimum=0, integer=True)) or None
     loaded = load_checked(folder, identity, precision.value, threads)
     if loaded is not None:
         say(_announcement(loaded[1]))
@@ -113,6 +113,8 @@ def load_indexing_encoder(identity: ModelIdentity, device: Device, precision: Pr
         size = model.preprocessing.image_size
         convert(model, folder, np.concatenate([probes(model.preprocessing), synthetic_probes(size)]))
         loaded = load_checked(folder, identity, precision.value, threads)
+    except UsageError:  # a bad CLIPSEARCH_OPENVINO_* variable is the user's to fix, not OpenVINO's failing
+        raise
     except Exception as error:  # a tower OpenVINO cannot take: torch does the work, as before
         say(f"OpenVINO could not take this model ({' '.join(str(error).split())[:120]}): embedding with torch")
         return model
