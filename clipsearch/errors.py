@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import errno
+import math
+import os
 from enum import IntEnum
 
 
@@ -76,3 +78,19 @@ def describe_os_error(error: OSError) -> str:
     if error.errno in (errno.ENOENT, errno.ENOTDIR):
         return "no such file or directory"
     return " ".join((error.strerror or str(error)).lower().split())
+
+
+def env_number(name: str, default: float, minimum: float, integer: bool = False) -> float:
+    """The number environment variable `name` holds (unset or empty: `default`), checked as an option's value is:
+    anything else is a UsageError naming the variable, never an internal error where the code first reads it."""
+    raw = os.environ.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = int(raw) if integer else float(raw)
+    except ValueError:
+        value = math.nan
+    if not math.isfinite(value) or value < minimum:
+        kind = "a whole number" if integer else "a number"
+        raise UsageError(f"{name}={raw}: it must be {kind} >= {minimum:g} (or unset, for {default:g})")
+    return value

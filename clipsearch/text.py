@@ -6,6 +6,8 @@ import unicodedata
 
 # Shown in place of control characters, so one odd name cannot break a line or a table's layout.
 _VISIBLE_CONTROLS = {code: chr(0x2400 + code) for code in range(0x20)} | {0x7F: "\u2421"}
+# Bidirectional controls (embeddings, overrides, isolates, marks): one in a name reorders what follows it on screen.
+_BIDI_CONTROLS = {0x061C, 0x200E, 0x200F, *range(0x202A, 0x202F), *range(0x2066, 0x206A)}
 
 
 def visible(text: str) -> str:
@@ -17,7 +19,7 @@ def visible(text: str) -> str:
             chars.append(_VISIBLE_CONTROLS[code])
         elif 0xDC80 <= code <= 0xDCFF:  # a surrogate escape: one byte that was not UTF-8
             chars.append(f"\\x{code - 0xDC00:02x}")
-        elif unicodedata.category(char) in ("Cc", "Cs", "Zl", "Zp"):
+        elif unicodedata.category(char) in ("Cc", "Cs", "Zl", "Zp") or code in _BIDI_CONTROLS:
             chars.append(f"\\u{code:04x}")
         else:
             chars.append(char)

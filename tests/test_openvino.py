@@ -147,3 +147,32 @@ def test_where_openvino_cannot_be_imported_auto_uses_torch(indexed_library: Inde
     assert forced.returncode == 2
     assert forced.stderr.strip() == "clipsearch: error: --engine openvino: OpenVINO is not installed (pip install " \
                                     "openvino)"
+
+
+@pytest.mark.parametrize("damage", ["deleted", "truncated", "garbage"])
+@pytest.mark.parametrize("name", ["probes.npy", "reference.npy", "image.xml", "image.bin"])
+def test_any_damaged_file_of_the_conversion_means_convert_again(openvino_db: tuple[Path, str],
+                                                                indexed_library: IndexedLibrary, tmp_path: Path,
+                                                                name: str, damage: str) -> None:
+    """Every file of the converted tower is in its fingerprint: damage to any is a rebuild, never an error."""
+    db = tmp_path / "db"
+    shutil.copytree(openvino_db[0], db)
+    damaged = db / "openvino" / name
+    if damage == "deleted":
+        damaged.unlink()
+    elif damage == "truncated":
+        damaged.write_bytes(damaged.read_bytes()[: damaged.stat().st_size // 2])
+    else:
+        damaged.write_bytes(os.urandom(damaged.stat().st_size))
+    new = tmp_path / "new"
+    new.mkdir()
+    from PIL import Image
+
+    Image.open(indexed_library.photos[3].path).rotate(90).save(new / "another.jpg")  # new content: model work
+    result = run_cli("index", new, "--db", db, "--engine", "auto")
+    assert result.exit_code == 0, result.stderr
+    assert "converting the image tower to OpenVINO" in result.stderr and "embedding with OpenVINO" in result.stderr
+    Image.open(indexed_library.photos[4].path).rotate(90).save(new / "one-more.jpg")
+    again = run_cli("index", new, "--db", db, "--engine", "auto")
+    assert again.exit_code == 0, again.stderr
+    assert "converting" not in again.stderr and "embedding with OpenVINO" in again.stderr  # the rebuilt one holds

@@ -211,6 +211,22 @@ app = typer.Typer(
 )
 
 
+def non_empty_path(kind: type = Path, *, file_okay: bool = True, dir_okay: bool = True) -> Callable[[str], Any]:
+    """The parser of every path argument and option (a Path, or a str naming an image). It sees the raw word, so
+    it can refuse "", which Typer's own Path type turns into Path('.'), the current folder."""
+
+    def parse(value: str) -> Any:
+        if value == "":
+            raise typer.BadParameter("an empty path names nothing (write . for the current folder)")
+        if not file_okay and Path(value).is_file():
+            raise typer.BadParameter(f"{value} is a file, not a folder")
+        if not dir_okay and Path(value).is_dir():
+            raise typer.BadParameter(f"{value} is a folder, not a file")
+        return kind(value)
+
+    return parse
+
+
 def _database_folder(ctx: typer.Context, param: typer.CallbackParam, value: Path | None) -> Path | None:
     """--db before the command or after it (after wins), or $CLIPSEARCH_DB. It names a folder: say so plainly when
     it names a file, blaming the flag or the variable it came from."""
@@ -231,7 +247,7 @@ def _database_folder(ctx: typer.Context, param: typer.CallbackParam, value: Path
 
 
 DbOption = Annotated[Path | None, typer.Option(
-    "--db", envvar=DB_ENV_VAR, show_envvar=True, callback=_database_folder, metavar="DIR",
+    "--db", envvar=DB_ENV_VAR, show_envvar=True, callback=_database_folder, metavar="DIR", parser=non_empty_path(),
     help=f"Database folder (default: {default_data_root()}).")]
 
 

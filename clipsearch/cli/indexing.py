@@ -23,6 +23,7 @@ from clipsearch.cli.options import (
     TracebackOption,
     finite,
     is_ray_address,
+    non_empty_path,
 )
 from clipsearch.cli.progress import index_reporter
 from clipsearch.config import DEFAULT_MAX_MEGAPIXELS
@@ -60,6 +61,7 @@ RegionsOption = Annotated[bool | None, typer.Option(
                     "·  clipsearch index   (refresh every folder indexed before)")
 def index(
     paths: Annotated[list[Path] | None, typer.Argument(
+        parser=non_empty_path(),
         metavar="[PATH]...", help="Folders (or single images) to index, recursively. None: every folder indexed "
                                   "before.")] = None,
     db: DbOption = None,
@@ -159,6 +161,7 @@ def summary(stats: IndexStats, quiet: bool) -> list[str]:
 @command(epilog="Examples:  clipsearch forget ~/Photos/private  ·  clipsearch forget ~/Photos/img_0001.jpg")
 def forget(
     paths: Annotated[list[Path], typer.Argument(
+        parser=non_empty_path(),
         metavar="PATH...", help="Files or folders to remove from the database (the files themselves are not "
                                 "touched).")],
     db: DbOption = None,

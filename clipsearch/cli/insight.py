@@ -10,7 +10,16 @@ import typer
 
 from clipsearch.cli.app import blas_single_threaded, command, say
 from clipsearch.cli.bundles import bundled
-from clipsearch.cli.options import DbOption, DeviceOption, Listing, NoWaitOption, TracebackOption, WithinOption, finite
+from clipsearch.cli.options import (
+    DbOption,
+    DeviceOption,
+    Listing,
+    NoWaitOption,
+    TracebackOption,
+    WithinOption,
+    finite,
+    non_empty_path,
+)
 from clipsearch.errors import ExitCode, UsageError
 from clipsearch.models.device import Device
 from clipsearch.models.identity import ModelChoice
@@ -36,12 +45,13 @@ def _read_lines(path: Path | None, what: str) -> list[str] | None:
 @bundled("listing", Listing)
 def classify(
     images: Annotated[list[str], typer.Argument(
+        parser=non_empty_path(str),
         metavar="IMAGE...", help="Images, or folders (every indexed image under them, nothing decoded). '-' "
                                  "reads paths from stdin.")],
     labels: Annotated[str | None, typer.Option("--labels", metavar="A,B,C", help="The labels, comma-separated.")]
     = None,
-    labels_file: Annotated[Path | None, typer.Option("--labels-file", metavar="FILE", help="The labels, one per "
-                                                     "line.")] = None,
+    labels_file: Annotated[Path | None, typer.Option("--labels-file", metavar="FILE", parser=non_empty_path(),
+                                                     help="The labels, one per line.")] = None,
     template: Annotated[list[str] | None, typer.Option(
         "--template", metavar="TEXT", help="A prompt with {} for the label, e.g. 'a photo of a {}.'; repeatable: "
                                            "replaces the default ensemble.")] = None,
@@ -72,8 +82,9 @@ def classify(
                 "--tag dog")
 def tag(
     vocabulary: Annotated[Path | None, typer.Option(
-        "--vocabulary", metavar="FILE", help="Your own labels (README, 'Labels and tags'). Default: the built-in "
-                                             "vocabulary of everyday photo concepts.")] = None,
+        "--vocabulary", metavar="FILE", parser=non_empty_path(),
+        help="Your own labels (README, 'Labels and tags'). Default: the built-in "
+             "vocabulary of everyday photo concepts.")] = None,
     min_probability: Annotated[float | None, typer.Option(
         "--min-probability", metavar="P", callback=finite, help="How sure a label must be, within its group, to "
                                                                  "become a tag.")] = None,

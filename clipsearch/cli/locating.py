@@ -10,7 +10,7 @@ import typer
 
 from clipsearch.cli.app import blas_single_threaded, command, say
 from clipsearch.cli.bundles import bundled
-from clipsearch.cli.options import DbOption, DeviceOption, Listing, Sheet, TracebackOption, data_dir
+from clipsearch.cli.options import DbOption, DeviceOption, Listing, Sheet, TracebackOption, data_dir, non_empty_path
 from clipsearch.errors import ExitCode
 from clipsearch.models.device import Device
 from clipsearch.models.identity import ModelChoice
@@ -27,8 +27,9 @@ if TYPE_CHECKING:
 @bundled("sheet", Sheet)
 def locate(
     text: Annotated[str, typer.Argument(metavar="TEXT", help="What to look for.")],
-    images: Annotated[list[str], typer.Argument(metavar="IMAGE...", help="Images; '-' reads paths from stdin, one "
-                                                                         "per line (chains after `query`).")],
+    images: Annotated[list[str], typer.Argument(metavar="IMAGE...", parser=non_empty_path(str),
+                                                help="Images; '-' reads paths from stdin, one "
+                                                     "per line (chains after `query`).")],
     top: Annotated[int, typer.Option("--top", min=1, max=50, help="Boxes per image, best first.")] = 3,
     detector: Annotated[str | None, typer.Option(
         "--detector", metavar="hf:NAME|hf:DIR", help="An OWL-ViT or OWLv2 detector from transformers instead of "

@@ -10,7 +10,7 @@ from typing import Annotated
 
 import typer
 
-from clipsearch.cli.app import TRACEBACK_KEY, ValueMayBeOmitted
+from clipsearch.cli.app import TRACEBACK_KEY, ValueMayBeOmitted, non_empty_path
 from clipsearch.cli.app import DbOption as DbOption  # declared beside the app's own --db (before the command)
 from clipsearch.config import (
     DEFAULT_MODEL,
@@ -61,7 +61,8 @@ LimitOption = Annotated[int, typer.Option("--limit", "-n", min=1, help="How many
 MinScoreOption = Annotated[float | None, typer.Option("--min-score", callback=finite,
                                                       help="Drop results below this cosine score.")]
 WithinOption = Annotated[list[Path] | None, typer.Option(
-    "--in", metavar="DIR", help="Only results under this folder; repeat for several (results under any of them).")]
+    "--in", metavar="DIR", parser=non_empty_path(),
+    help="Only results under this folder; repeat for several (results under any of them).")]
 FormatOption = Annotated[OutputFormat | None, typer.Option(
     "--format", "-f", help="Output format (null: NUL-terminated paths, as -0). Default: table on a terminal, "
                            "paths in a pipe.")]
@@ -89,7 +90,7 @@ LikeOption = Annotated[list[str] | None, typer.Option(
     "--like", metavar="IMAGE[:W]", help="Also like this image, added to the query (weight W, default 1); "
                                         "repeatable.")]
 ContactSheetOption = Annotated[Path | None, typer.Option(
-    "--contact-sheet", metavar="FILE", dir_okay=False,
+    "--contact-sheet", metavar="FILE", parser=non_empty_path(dir_okay=False),
     help="Also draw the results in one image (.jpg, .png or .webp): FILE, or FILE-1, FILE-2... for several "
          "queries.")]
 ColumnsOption = Annotated[int, typer.Option("--columns", min=1, max=50, help="Columns of a contact sheet.")]
@@ -101,7 +102,7 @@ PreviewOption = Annotated[PreviewMode | None, typer.Option(
     help="Show each result's thumbnail in the terminal: the best protocol it speaks (--preview alone), or the one "
          "named.")]
 LinkToOption = Annotated[Path | None, typer.Option(
-    "--link-to", metavar="DIR", file_okay=False,
+    "--link-to", metavar="DIR", parser=non_empty_path(file_okay=False),
     help="Also make DIR a folder of symbolic links to the results, named by rank (01-IMG_0042.jpg).")]
 NoWaitOption = Annotated[bool, typer.Option("--no-wait", help="Fail at once if another process is writing "
                                                               "the database, instead of waiting.")]

@@ -23,6 +23,7 @@ from clipsearch.cli.options import (
     TracebackOption,
     WhereOption,
     data_dir,
+    non_empty_path,
 )
 from clipsearch.errors import ExitCode, UsageError
 from clipsearch.models.device import Device, Precision
@@ -108,6 +109,7 @@ def query(
 @bundled("how", Presentation)
 def similar(
     images: Annotated[list[str], typer.Argument(
+        parser=non_empty_path(str),
         metavar="IMAGE...", help="Image files (indexed or not). '-' reads paths from stdin, one per line.")],
     *,
     search: SearchOptions,

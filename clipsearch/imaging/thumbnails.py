@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from clipsearch.errors import env_number
 from clipsearch.filesystem import create_private, remove_leftovers, temporary_name
 
 if TYPE_CHECKING:  # Pillow is imported where pictures are made, so `status` can size the cache without it
@@ -61,7 +62,7 @@ class ThumbnailCache:
     def __init__(self, folder: Path, cap_bytes: int | None = None) -> None:
         self.folder = folder
         if cap_bytes is None:
-            cap_bytes = int(float(os.environ.get(CACHE_ENV) or DEFAULT_CACHE_MB) * 1e6)
+            cap_bytes = int(env_number(CACHE_ENV, DEFAULT_CACHE_MB, minimum=0) * 1e6)
         self.cap_bytes = max(0, cap_bytes)
         self._lock = threading.Lock()
         self._estimate: int | None = None  # bytes held, known after the first scan

@@ -72,7 +72,8 @@ def make_plan(catalog: Catalog, found: CrawlResult, roots: Sequence[RootPlan], *
         elif failure is not None and not reindex and not _retry(failure, file, limit):
             plan.remembered_failures += 1  # reported when it first failed; `status --skipped` lists it
         else:
-            plan.tasks.append(Task(file, limit, 0 if staging else regions))
+            # A touched file lacking regions is decoded too, not just re-dated: its content is catalogued
+            plan.tasks.append(Task(file, limit, 0 if staging else regions, fresh=row is not None and row.id in lacking))
     seen = {file.path for file in found.files}
     protected = [d.rstrip("/") for d in found.unreadable_dirs]  # what could not be seen is not gone
 

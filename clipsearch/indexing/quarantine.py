@@ -10,15 +10,14 @@ file is blamed only for a death it was alone in: the user's `kill -9` of the who
 from __future__ import annotations
 
 import multiprocessing
-import os
 import signal
 from collections.abc import Iterator, Sequence
 from multiprocessing.connection import Connection
 
-from clipsearch.errors import ImageError, ImageTooLargeError
+from clipsearch.errors import ImageError, ImageTooLargeError, env_number
 from clipsearch.imaging.decode import decode_image, read_file
 from clipsearch.imaging.pixels import prepare_pixels
-from clipsearch.indexing.prepare import Prepared, Task, limit_kind
+from clipsearch.indexing.prepare import Prepared, Task, limit_kind, region_crops
 from clipsearch.models.preprocessing import Preprocessing
 
 TIME_LIMIT_ENV = "CLIPSEARCH_DECODE_TIME_LIMIT_S"  # seconds one file may take to decode in quarantine
@@ -31,12 +30,14 @@ def _decode_files(connection: Connection, tasks: list[Task], settings: Preproces
     for number, task in enumerate(tasks):
         connection.send(("start", number))
         try:
-            decoded = decode_image(read_file(task.found.path), target_size=settings.image_size,
-                                   max_megapixels=task.max_megapixels)
+            # As the worker threads do (prepare.make_preparer): large enough for the region crops too, if asked.
+            size = settings.image_size * (task.regions + 1) // 2 if task.regions else settings.image_size
+            decoded = decode_image(read_file(task.found.path), target_size=size, max_megapixels=task.max_megapixels)
             pixels = prepare_pixels(decoded.image, settings.image_size, settings.resize_mode, settings.interpolation)
             info = decoded.info
+            crops, boxes = region_crops(decoded, settings, task.regions) if task.regions else (None, ())
             connection.send(("done", number, pixels, info.width, info.height, info.taken_at, info.camera_make,
-                             info.camera_model))
+                             info.camera_model, crops, boxes))
         except ImageTooLargeError as error:
             connection.send(("failed", number, str(error), limit_kind(error)))
         except ImageError as error:
@@ -58,7 +59,7 @@ def _death(exit_code: int | None) -> str:
 
 def decode_in_quarantine(tasks: Sequence[tuple[Task, str]], settings: Preprocessing) -> Iterator[Prepared]:
     """(task, content hash) pairs, decoded in child processes; one Prepared for each, in order."""
-    time_limit = float(os.environ.get(TIME_LIMIT_ENV) or DEFAULT_TIME_LIMIT_S)
+    time_limit = env_number(TIME_LIMIT_ENV, DEFAULT_TIME_LIMIT_S, minimum=0.001)
     context = multiprocessing.get_context("spawn")  # a fresh interpreter: no torch, no threads to fork
     remaining = list(tasks)
     while remaining:
@@ -81,7 +82,8 @@ def decode_in_quarantine(tasks: Sequence[tuple[Task, str]], settings: Preprocess
                 current = message[1]
                 task, digest = remaining[current]
                 if message[0] == "done":
-                    yield Prepared(task.found, digest, *message[2:])
+                    yield Prepared(task.found, digest, *message[2:8], region_pixels=message[8],
+                                   region_boxes=message[9])
                 elif message[0] == "failed":
                     yield Prepared(task.found, error=message[2], error_kind=message[3])
         except EOFError:  # the child died, or ran out of time, while decoding remaining[current]

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from clipsearch.errors import UsageError
-from clipsearch.models.zero_shot import DEFAULT_TEMPLATES, label_vectors, probabilities
+from clipsearch.models.zero_shot import DEFAULT_TEMPLATES, label_vectors, probabilities, template_problem
 from clipsearch.search.searcher import Searcher
 from clipsearch.text import visible
 
@@ -37,8 +37,8 @@ def parse_labels(text: str | None, lines: Sequence[str] | None) -> list[str]:
 
 def _check_templates(templates: Sequence[str]) -> tuple[str, ...]:
     for template in templates:
-        if "{}" not in template:
-            raise UsageError(f"--template {template!r}: it needs {{}} where the label goes")
+        if problem := template_problem(template):
+            raise UsageError(f"--template {template!r}: {problem}")
     return tuple(templates)
 
 

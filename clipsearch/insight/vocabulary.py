@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from clipsearch.errors import UsageError
-from clipsearch.models.zero_shot import DEFAULT_TEMPLATES
+from clipsearch.models.zero_shot import DEFAULT_TEMPLATES, template_problem
 
 
 @dataclass(frozen=True)
@@ -130,6 +130,8 @@ def read_vocabulary(path: Path) -> Vocabulary:
             templates = tuple(t.strip() for t in line.split("=", 1)[1].split("|") if "{}" in t)
             if not templates:
                 raise UsageError(f"--vocabulary {path}: templates need a {{}} where the label goes")
+            if problem := next(filter(None, map(template_problem, templates)), None):
+                raise UsageError(f"--vocabulary {path}: templates = {line.split('=', 1)[1].strip()}: {problem}")
         else:
             labels.append(line)
     close()

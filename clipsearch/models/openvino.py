@@ -22,6 +22,7 @@ from typing import Any
 
 import numpy as np
 
+from clipsearch.errors import env_number
 from clipsearch.filesystem import fingerprint, remove_leftovers, temporary_name, write_json_atomically
 from clipsearch.models.identity import ModelIdentity
 from clipsearch.models.preprocessing import Preprocessing
@@ -97,7 +98,7 @@ class Converted:
     openvino: str
     preprocessing: dict
     logit_scale: float
-    fingerprint: list  # of image.bin
+    fingerprint: dict  # of every file the tower is made of (_fingerprints): damage to any one means convert again
     precision: str = ""  # chosen at the last load, with its check
     min_cosine: float = 0.0
     reason: str = ""
@@ -112,11 +113,17 @@ def read_converted(folder: Path, identity: ModelIdentity) -> Converted | None:
         if (converted.version != FORMAT_VERSION or converted.openvino != openvino_version()
                 or not ModelIdentity.from_dict(converted.identity).same_model(identity)):
             return None
-        if list(fingerprint(folder / "image.bin")) != converted.fingerprint:
+        if _fingerprints(folder) != converted.fingerprint:
             return None
         return converted
     except (OSError, ValueError, TypeError, KeyError):
         return None
+
+
+def _fingerprints(folder: Path) -> dict[str, list]:
+    """Each file of a converted tower (not the manifest, nor OpenVINO's compile cache) by name: size and hash."""
+    return {path.name: list(fingerprint(path)) for path in sorted(folder.iterdir())
+            if path.is_file() and path.name != MANIFEST}
 
 
 class OpenVinoTower:
@@ -159,7 +166,10 @@ def load_checked(folder: Path, identity: ModelIdentity, requested: str, threads:
     converted = read_converted(folder, identity)
     if converted is None:
         return None
-    probes, reference = np.load(folder / PROBES), np.load(folder / REFERENCE)
+    try:  # fingerprinted, but read again since: any failure to load means "convert again", never an error
+        probes, reference = np.load(folder / PROBES), np.load(folder / REFERENCE)
+    except (OSError, ValueError, EOFError):
+        return None
     preprocessing = Preprocessing(**converted.preprocessing)
     order, reason = precision_order(requested, cpu_flags())
     known = [precision for precision in order if precision in converted.speeds]
@@ -199,7 +209,7 @@ def _checked_tower(folder: Path, precision: str, preprocessing: Preprocessing, p
         cosine = float(np.min(np.sum(tower.embed_pixels(probes) * reference, axis=1)))
     except Exception:  # a precision this CPU or OpenVINO cannot compile: the next one
         return None
-    needed = float(os.environ.get(MIN_COSINE_ENV) or FAITHFUL[precision])
+    needed = env_number(MIN_COSINE_ENV, FAITHFUL[precision], minimum=-1)
     return (tower, cosine) if cosine >= needed else None
 
 
@@ -239,7 +249,7 @@ def convert(torch_encoder: Any, folder: Path, probes: np.ndarray) -> None:
         np.save(staging / REFERENCE, torch_encoder.embed_pixels(probes))
         manifest = Converted(FORMAT_VERSION, torch_encoder.identity.to_dict(), openvino_version() or "",
                              asdict(torch_encoder.preprocessing), float(torch_encoder.logit_scale),
-                             list(fingerprint(staging / "image.bin")))
+                             _fingerprints(staging))
         (staging / MANIFEST).write_text(json.dumps(asdict(manifest)))
         retired = folder.with_name(f"{folder.name}.old{os.getpid()}")
         if folder.exists():

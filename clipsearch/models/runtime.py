@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 
-from clipsearch.errors import ModelError, UsageError
+from clipsearch.errors import ModelError, UsageError, env_number
 from clipsearch.models.device import DEFAULT_BATCH_SIZE, Device, Engine, Precision
 from clipsearch.models.identity import ModelIdentity, missing_files
 from clipsearch.models.openvino import (
@@ -153,7 +153,7 @@ def load_indexing_encoder(identity: ModelIdentity, device: Device, precision: Pr
     """The encoder an `index` run embeds with (wants_openvino() for the choice)."""
     if not wants_openvino(engine, device, precision):
         return load_encoder(identity, device)
-    threads = int(os.environ.get("CLIPSEARCH_OPENVINO_THREADS") or 0) or None
+    threads = int(env_number("CLIPSEARCH_OPENVINO_THREADS", 0, minimum=0, integer=True)) or None
     loaded = load_checked(folder, identity, precision.value, threads)
     if loaded is not None:
         log.info(_announcement(loaded[1]))
@@ -164,6 +164,8 @@ def load_indexing_encoder(identity: ModelIdentity, device: Device, precision: Pr
         size = model.preprocessing.image_size
         convert(model, folder, np.concatenate([probes(model.preprocessing), synthetic_probes(size)]))
         loaded = load_checked(folder, identity, precision.value, threads)
+    except UsageError:  # a bad CLIPSEARCH_OPENVINO_* variable is the user's to fix, not OpenVINO's failing
+        raise
     except Exception as error:  # a tower OpenVINO cannot take: torch does the work, as before
         log.info(f"OpenVINO could not take this model ({' '.join(str(error).split())[:120]}): embedding with "
                  "torch")

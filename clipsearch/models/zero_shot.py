@@ -8,6 +8,7 @@ image's probability for each label is the softmax, over the labels it competes w
 
 from __future__ import annotations
 
+import string
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
@@ -31,6 +32,19 @@ EmbedTexts = Callable[[list[str]], np.ndarray]
 
 def _normalised(x: np.ndarray) -> np.ndarray:
     return (x / np.maximum(np.linalg.norm(x, axis=-1, keepdims=True), 1e-12)).astype(np.float32)
+
+
+def template_problem(template: str) -> str | None:
+    """Why `template` cannot take a label (it is filled with str.format), or None: exactly one {}, other braces
+    doubled."""
+    try:
+        fields = [(name, spec, conversion) for _, name, spec, conversion in string.Formatter().parse(template)
+                  if name is not None]
+    except ValueError as error:  # a lone { or }
+        return f"{str(error)[:1].lower()}{str(error)[1:]} (write {{{{ and }}}} for braces)"
+    if fields != [("", "", None)]:
+        return "it needs exactly one {} where the label goes (write {{ and }} for other braces)"
+    return None
 
 
 def label_vectors(embed_texts: EmbedTexts, labels: Sequence[str], templates: Sequence[Sequence[str]],

@@ -23,6 +23,34 @@ def _safe_name(text: str, limit: int = 60) -> str:
     return cleaned[:limit] or "query"
 
 
+def _link_name(prefix: str, name: str, folder: Path) -> str:
+    """prefix + name, with the middle of the name cut (keeping its extension) where the whole would pass the
+    file system's limit on a name's bytes (NAME_MAX, 255 on most): a photo's name can nearly fill it alone."""
+    try:
+        limit = os.pathconf(folder, "PC_NAME_MAX")
+    except (OSError, ValueError):
+        limit = 255
+    if len(os.fsencode(prefix + name)) <= limit:
+        return prefix + name
+    stem, extension = os.path.splitext(name)
+    if len(os.fsencode(extension)) > 16:  # not an extension: a dot somewhere in a long name
+        stem, extension = name, ""
+    budget = limit - len(os.fsencode(prefix + "…" + extension))
+    head = _fitting(stem, (budget + 1) // 2)
+    tail = _fitting(stem[len(head):][::-1], budget - len(os.fsencode(head)))[::-1]
+    return prefix + head + "…" + tail + extension
+
+
+def _fitting(text: str, room: int) -> str:
+    """The longest start of `text` whose bytes on disk fit in `room` (a surrogate escape is one byte)."""
+    used = 0
+    for end, char in enumerate(text):
+        used += len(os.fsencode(char))
+        if used > room:
+            return text[:end]
+    return text
+
+
 def link_results(results: Sequence[Result], folder: Path, several_queries: bool) -> int:
     """Make `folder` hold a symlink per result; returns how many were made."""
     queries = list(dict.fromkeys(r.query for r in results)) if several_queries else [None]
@@ -41,7 +69,7 @@ def _link_group(results: Sequence[Result], folder: Path) -> int:
         raise UsageError(f"--link-to {visible(str(folder))}: {describe_os_error(error)}") from error
     width = max(2, len(str(len(results))))
     for result in results:
-        link = folder / f"{result.rank:0{width}d}-{os.path.basename(result.path)}"
+        link = folder / _link_name(f"{result.rank:0{width}d}-", os.path.basename(result.path), folder)
         if link.is_symlink():
             link.unlink()
         elif link.exists():

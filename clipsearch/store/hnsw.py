@@ -20,7 +20,14 @@ import numpy as np
 
 from clipsearch.config import DataDir
 from clipsearch.errors import CatalogError
-from clipsearch.filesystem import create_private, fingerprint, remove_leftovers, temporary_name, write_json_atomically
+from clipsearch.filesystem import (
+    content_hash,
+    create_private,
+    fingerprint,
+    remove_leftovers,
+    temporary_name,
+    write_json_atomically,
+)
 from clipsearch.store.catalog import Catalog
 from clipsearch.store.vectors import VectorTable
 
@@ -59,6 +66,8 @@ class SavedIndexState:
     dim: int
     size: int
     fingerprint: str
+    kind: str = ""  # FILES or REGIONS: the two files are alike, and one copied over the other must not pass
+    model: str = ""  # _model_key of the catalogue's model when the index was saved
 
     @classmethod
     def read(cls, path: Path) -> SavedIndexState | None:
@@ -69,6 +78,7 @@ class SavedIndexState:
             return None
         numbers = (state.seq, state.dim, state.size)
         if not (isinstance(state.catalog_id, str) and isinstance(state.fingerprint, str)
+                and isinstance(state.kind, str) and isinstance(state.model, str)
                 and all(isinstance(n, int) and not isinstance(n, bool) for n in numbers)):
             return None
         return state
@@ -79,13 +89,24 @@ def trusted_state(data_dir: DataDir, catalog: Catalog, dim: int, kind: str = FIL
     index_file, state_file = index_paths(data_dir, kind)
     state = SavedIndexState.read(state_file)
     if (state is None or state.catalog_id != (catalog.settings.get("catalog_id") or "") or state.dim != dim
-            or state.seq > catalog.current_seq()):
+            or state.seq > catalog.current_seq() or state.kind != kind or state.model != _model_key(catalog)):
         return None
     try:
         on_disk = fingerprint(index_file)
     except OSError:
         return None
     return state if on_disk == (state.size, state.fingerprint) else None
+
+
+def _model_key(catalog: Catalog) -> str:
+    """A hash of the catalogue's model setting, less where its files are (moving them changes no vector)."""
+    try:
+        model = json.loads(catalog.settings.get("model") or "{}")
+    except ValueError:
+        model = None
+    if isinstance(model, dict):
+        model = {key: value for key, value in model.items() if not key.endswith("_path")}
+    return content_hash(json.dumps(model, sort_keys=True).encode())
 
 
 class VectorIndex:
@@ -211,7 +232,7 @@ class VectorIndex:
                 continue
         return np.empty((1, 0), np.int64), np.empty((1, 0), np.float32)
 
-    def save(self, data_dir: DataDir, catalog_id: str) -> None:
+    def save(self, data_dir: DataDir, catalog_id: str, model: str = "") -> None:
         """Write the index, then its state, each atomically: a reader that sees the new state sees the new file."""
         index_file, state_file = index_paths(data_dir, self.kind)
         remove_leftovers(index_file)  # from a save that was killed
@@ -228,7 +249,8 @@ class VectorIndex:
             raise CatalogError(f"cannot write the vector index {index_file}: {error.strerror or error}") from error
         os.replace(temporary, index_file)
         size, digest = fingerprint(index_file)
-        state = SavedIndexState(catalog_id=catalog_id, seq=self.seq, dim=self.dim, size=size, fingerprint=digest)
+        state = SavedIndexState(catalog_id=catalog_id, seq=self.seq, dim=self.dim, size=size, fingerprint=digest,
+                                kind=self.kind, model=model)
         write_json_atomically(state_file, state.__dict__)
 
     def persist(self, catalog: Catalog, data_dir: DataDir) -> None:
@@ -237,5 +259,5 @@ class VectorIndex:
         Callers hold the writer lock.
         """
         self.catch_up(catalog)
-        self.save(data_dir, catalog.settings.get("catalog_id") or "")
+        self.save(data_dir, catalog.settings.get("catalog_id") or "", _model_key(catalog))
         _rows(catalog, self.kind).prune_tombstones(self.seq)
