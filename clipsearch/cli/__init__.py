@@ -10,6 +10,8 @@ web        web (the local web page)
 insight    classify, tag, tags, duplicates
 locating   locate
 progress   index's progress display
+messages   the one handler that prints clipsearch's log messages on stderr, as `say` does
+presenting what query and similar show besides their results: sheets, previews, links, HTML, warnings
 
 Core modules are imported inside the commands, and torch only where a model is loaded,
 so `--help`, `status` and shell completion stay fast.

@@ -25,15 +25,14 @@ from clipsearch.cli.options import (
     is_ray_address,
     non_empty_path,
 )
-from clipsearch.cli.progress import index_reporter
 from clipsearch.config import DEFAULT_MAX_MEGAPIXELS
 from clipsearch.errors import ExitCode, UsageError
-from clipsearch.indexing.request import IndexStats
 from clipsearch.models.device import Device, Engine, Precision
 from clipsearch.text import plural
 
 if TYPE_CHECKING:
     from clipsearch.indexing.cluster import RayOptions
+    from clipsearch.indexing.request import IndexStats
     from clipsearch.indexing.roots import OptionChanges
 
 # The crawl options, remembered per folder (clipsearch.indexing.roots).
@@ -97,6 +96,7 @@ def index(
     Incremental: unchanged files are not decoded again, and moved or renamed files keep their vectors. Each folder
     remembers its crawl options, so a plain `clipsearch index` later does what the first run did.
     """
+    from clipsearch.cli.progress import index_reporter
     from clipsearch.cli.searching import open_library
     from clipsearch.models.runtime import wants_openvino
 
@@ -153,8 +153,8 @@ def summary(stats: IndexStats, quiet: bool) -> list[str]:
     if stats.ignored and not quiet:
         kinds = ", ".join(f"{count} {'RAW file' if kind == 'RAW' else kind}{'s' if count != 1 else ''}"
                           for kind, count in sorted(stats.ignored.items()))
-        lines.append(f"ignored {kinds}: clipsearch reads JPEG, PNG, WebP, GIF, BMP, TIFF, HEIC and AVIF (README, "
-                     "\"Photo formats\")")
+        lines.append(f"ignored {kinds}: clipsearch reads JPEG, PNG, WebP, GIF, BMP, TIFF, HEIC and AVIF "
+                     "(docs/index.md, \"Photo formats\")")
     return lines
 
 

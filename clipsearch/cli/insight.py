@@ -83,7 +83,7 @@ def classify(
 def tag(
     vocabulary: Annotated[Path | None, typer.Option(
         "--vocabulary", metavar="FILE", parser=non_empty_path(),
-        help="Your own labels (README, 'Labels and tags'). Default: the built-in "
+        help="Your own labels (docs/commands.md, 'Labels and tags'). Default: the built-in "
              "vocabulary of everyday photo concepts.")] = None,
     min_probability: Annotated[float | None, typer.Option(
         "--min-probability", metavar="P", callback=finite, help="How sure a label must be, within its group, to "
@@ -95,9 +95,10 @@ def tag(
 ) -> None:
     """Tag every photo from a vocabulary; later `index` runs tag new photos as they come."""
     blas_single_threaded()
+    from clipsearch.cli.messages import messages_on_stderr
     from clipsearch.cli.searching import open_library
 
-    with open_library(db, ModelChoice(device=device)) as library:
+    with messages_on_stderr(), open_library(db, ModelChoice(device=device)) as library:
         report = library.tag(vocabulary, min_probability=min_probability, wait=not no_wait)
     say(f"tagged {report.tagged} of {report.photos} photos with {report.tags} tags from {report.labels} labels")
 

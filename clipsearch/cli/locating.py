@@ -43,7 +43,8 @@ def locate(
 ) -> None:
     """Find where in each image TEXT fits: boxes x, y, w, h in the upright image's pixels, with scores.
 
-    By default with the database's own CLIP model, scoring crops at several scales (README, "Where in a photo").
+    By default with the database's own CLIP model, scoring crops at several scales (docs/commands.md, "Where in a
+    photo").
     """
     fmt = listing.listing_format()
     blas_single_threaded()

@@ -3,7 +3,7 @@
 grid x grid overlapping square windows, each 2 / (grid + 1) of the photo's short side, spread evenly over it:
 for grid 3 on a 4:3 photo, nine windows half as tall as the photo. A small object fills a good part of at
 least one of them, so its region vector is close to a description of it. The grid was chosen by measuring
-recall@10 of small-object queries (README, "Where in a photo").
+recall@10 of small-object queries (docs/commands.md, "Where in a photo").
 """
 
 from __future__ import annotations

@@ -19,7 +19,7 @@ if TYPE_CHECKING:
     import sqlite_utils
 
 MIGRATION_SET = "clipsearch"
-# With 4 KB pages a row and its 2 KB vector fill a page each; 16 KB pages pack several (README, "Speed").
+# With 4 KB pages a row and its 2 KB vector fill a page each; 16 KB pages pack several.
 CATALOG_PAGE_SIZE = 16384
 
 
