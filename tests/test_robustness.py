@@ -399,7 +399,7 @@ def test_a_database_folder_others_can_write_to_is_refused_for_writing(indexed: t
 @pytest.mark.parametrize("arguments, mention", [
     (["index", ".", "--max-megapixels", "nan"], "--max-megapixels"),
     (["query", "x", "--min-score", "nan"], "--min-score"),
-    (["query", "x", "--in", "/nonexistent"], "no such folder"),
+    (["query", "x", "--in", "/nonexistent"], "not under an indexed folder"),
     (["query", "x", "-n", "0"], "--limit"),
     (["index", ".", "--batch-size", "0"], "--batch-size"),
     (["similar", ""], "empty path"),

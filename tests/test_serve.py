@@ -160,6 +160,16 @@ def test_stopping_removes_the_socket_and_a_dead_server_is_not_needed(db: Path) -
         assert answered(db) == 1
 
 
+def test_a_dangling_link_at_the_socket_path_does_not_stop_a_new_server(db: Path, tmp_path: Path) -> None:
+    path = socket_path(DataDir(db))
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    path.symlink_to(tmp_path / "nowhere")  # left by a crash, or planted: exists() would say no, bind() "in use"
+    with running_server(db):
+        assert path.is_socket() and not path.is_symlink()
+        search("query", "a red square", "--db", db)
+        assert answered(db) == 1
+
+
 def test_status_shows_a_running_server(db: Path) -> None:
     assert json.loads(run_cli("status", "--json", "--db", db).stdout)["server"] is None
     with running_server(db) as server:

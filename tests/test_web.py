@@ -34,7 +34,7 @@ def result_ids(page: bytes) -> list[int]:
 
 def test_a_text_search_is_an_address_and_lists_the_best_photo_first(web: WebServer,
                                                                     indexed_library: IndexedLibrary) -> None:
-    assert web.url == f"http://127.0.0.1:{web.port}/"
+    assert web.url == f"http://127.0.0.1:{web.port}/?token={web.token}"
     status, headers, page = web.get("/?q=a+red+circle&limit=5")
     assert status == 200 and headers["content-type"].startswith("text/html")
     paths = tile_paths(page)
@@ -109,7 +109,7 @@ def test_its_own_names_are_let_in(web: WebServer) -> None:
 
 def test_search_by_a_dropped_picture(web: WebServer, indexed_library: IndexedLibrary, web_db: Path) -> None:
     photo = next(p for p in indexed_library.photos if p.format == "jpeg")
-    body, content_type = multipart({"folder": ""}, photo.name, photo.path.read_bytes())
+    body, content_type = multipart({"folder": "", "csrf": web.csrf()}, photo.name, photo.path.read_bytes())
     status, headers, _ = web.request("POST", "/like", headers={"Content-Type": content_type}, body=body)
     assert status == 303
     location = headers["location"]
@@ -127,7 +127,7 @@ def test_an_oversized_upload_is_refused_before_it_is_read(web: WebServer) -> Non
 
 
 def test_a_non_image_upload_is_one_clear_error(web: WebServer) -> None:
-    body, content_type = multipart({}, "notes.jpg", b"these are not pixels" * 100, "image/jpeg")
+    body, content_type = multipart({"csrf": web.csrf()}, "notes.jpg", b"these are not pixels" * 100, "image/jpeg")
     status, _, page = web.request("POST", "/like", headers={"Content-Type": content_type}, body=body)
     assert status == 400
     assert re.search(rb'class="error"[^>]*>notes.jpg: ', page)
@@ -141,7 +141,7 @@ def test_no_request_changes_the_database_or_the_photos(web: WebServer, web_db: P
 
     before, photos_before = catalogue_dump(web_db), photos_state()
     photo = indexed_library.photos[3]
-    body, content_type = multipart({}, "upload.png", photo.path.read_bytes())
+    body, content_type = multipart({"csrf": web.csrf()}, "upload.png", photo.path.read_bytes())
     web.request("POST", "/like", headers={"Content-Type": content_type}, body=body)
     for path in ("/?q=a+yellow+star", "/?like=2", "/view/2", "/thumb/2", "/photo/2", "/?q=x&after=2020&tag=red"):
         web.get(path)
@@ -170,11 +170,11 @@ def test_away_from_loopback_it_warns_and_asks_for_its_token(web_db: Path) -> Non
         assert "warning: --host 0.0.0.0" in said
         token = parse_qs(urlsplit(server.url).query)["token"][0]
         assert len(token) >= 24
-        assert server.get("/")[0] == 403
-        assert server.get("/?token=wrong")[0] == 403
+        assert server.get("/", authenticated=False)[0] == 403
+        assert server.get("/?token=wrong", authenticated=False)[0] == 403
         assert server.get("/thumb/1", headers={"Authorization": "Bearer nope"})[0] == 403
         assert server.get("/", headers={"Cookie": "clipsearch_token=nope"})[0] == 403
-        status, headers, _ = server.get(f"/?q=a+cat&token={token}")
+        status, headers, _ = server.get(f"/?q=a+cat&token={token}", authenticated=False)
         assert status == 303 and headers["location"] == "/?q=a+cat"  # the token leaves the address at once
         cookie = headers["set-cookie"]
         assert "HttpOnly" in cookie and "SameSite=Strict" in cookie

@@ -41,7 +41,7 @@ def page(browser, web: WebServer, tmp_path: Path) -> Iterator:
     errors: list[str] = []
     opened.on("console", lambda message: errors.append(message.text) if message.type == "error" else None)
     opened.on("pageerror", lambda error: errors.append(str(error)))
-    opened.goto(web.base + "/")
+    opened.goto(web.url)  # as a user opens it: the token in the printed URL becomes a cookie
     yield opened
     opened.screenshot(path=str(tmp_path / "web.png"), full_page=True)  # for the record
     context.close()
@@ -144,7 +144,7 @@ def test_plain_text_search_works_without_javascript(browser, web: WebServer, ind
     context = browser.new_context(java_script_enabled=False)
     try:
         page = context.new_page()
-        page.goto(web.base + "/")
+        page.goto(web.url)
         search_for(page, "a red circle")
         top = indexed_library.photo(shown_paths(page)[0]).scene.main
         assert (top.colour, top.kind) == ("red", "circle")

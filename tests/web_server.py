@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import http.client
+import ipaddress
 import re
 import signal
 import subprocess
@@ -11,7 +12,7 @@ import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from urllib.parse import urlsplit
+from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
@@ -20,21 +21,49 @@ REPO = Path(__file__).resolve().parent.parent
 
 @dataclass(frozen=True)
 class WebServer:
-    url: str  # as printed, with its token where there is one
+    url: str  # as printed, with its token
     port: int
     stderr_lines: list[str]
 
     @property
+    def address(self) -> str:
+        """Where the tests connect: the printed address when it is a loopback one, else 127.0.0.1 (a test sends
+        nothing to any other address)."""
+        host = urlsplit(self.url).hostname or "127.0.0.1"
+        try:
+            return host if ipaddress.ip_address(host).is_loopback else "127.0.0.1"
+        except ValueError:
+            return "127.0.0.1"
+
+    @property
     def base(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        return f"http://{self.address}:{self.port}"
+
+    @property
+    def token(self) -> str:
+        return parse_qs(urlsplit(self.url).query)["token"][0]
+
+    @property
+    def cookie(self) -> str:
+        """The Cookie header a browser sends once it has opened the printed URL."""
+        return f"clipsearch_token={self.token}"
+
+    def csrf(self) -> str:
+        """The CSRF token the page's upload form carries."""
+        found = re.search(rb'name="csrf" value="([^"]+)"', self.get("/")[2])
+        assert found, "the page's upload form should carry a CSRF token"
+        return found.group(1).decode()
 
     def request(self, method: str, path: str, *, headers: dict[str, str] | None = None,
-                body: bytes | None = None) -> tuple[int, dict[str, str], bytes]:
-        """One raw HTTP request, with exactly the headers given (and Host, unless given)."""
-        connection = http.client.HTTPConnection("127.0.0.1", self.port, timeout=60)
+                body: bytes | None = None, authenticated: bool = True) -> tuple[int, dict[str, str], bytes]:
+        """One raw HTTP request, with exactly the headers given (and Host, unless given), plus the token's cookie
+        as the page's own browser sends it, unless `authenticated` is False or the headers carry a token."""
+        connection = http.client.HTTPConnection(self.address, self.port, timeout=60)
         try:
             connection.putrequest(method, path, skip_host=True, skip_accept_encoding=True)
-            headers = {"Host": f"127.0.0.1:{self.port}", **(headers or {})}
+            headers = {"Host": f"{self.address}:{self.port}", **(headers or {})}
+            if authenticated and "Cookie" not in headers and "Authorization" not in headers:
+                headers["Cookie"] = self.cookie
             if body is not None and "Content-Length" not in headers:
                 headers["Content-Length"] = str(len(body))
             for name, value in headers.items():

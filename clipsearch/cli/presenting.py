@@ -15,7 +15,7 @@ from clipsearch.output.formats import OutputFormat, RenderOptions, Thumbnails, c
 from clipsearch.output.sheet import SheetOptions
 from clipsearch.search.request import QueryKind
 from clipsearch.search.results import SearchAnswer
-from clipsearch.text import plural
+from clipsearch.text import plural, visible
 
 
 def _cwd() -> str | None:
@@ -74,7 +74,9 @@ def _extras(kind: QueryKind, queries: list[str], answer: SearchAnswer, how: Pres
     if how.link_to is not None and answer.results:
         from clipsearch.output.links import link_results
 
-        made = link_results(answer.results, how.link_to, several_queries=len(queries) > 1)
+        made = link_results(answer.results, how.link_to, several_queries=len(queries) > 1,
+                            skipped=lambda path: say(f"--link-to: left out {visible(path)}: no longer the indexed "
+                                                     "file (a link now, or not a regular file)"))
         say(f"linked {plural(made, 'result')} in {how.link_to}")
     if how.sheet.contact_sheet is not None:
         from clipsearch.output.sheet import write_contact_sheets

@@ -20,7 +20,7 @@ def web(
     port: Annotated[int, typer.Option("--port", min=0, max=65535, help="Port to listen on (default: a free "
                                                                        "one).")] = 0,
     host: Annotated[str, typer.Option("--host", help="Address to listen on. Anything but loopback lets other "
-                                                     "machines in: it then asks for a token.")] = "127.0.0.1",
+                                                     "machines in (with the token).")] = "127.0.0.1",
     open_browser: Annotated[bool, typer.Option("--open", help="Open the page in the default browser.")] = False,
     device: DeviceOption = Device.auto,
     show_traceback: TracebackOption = False,
@@ -31,10 +31,11 @@ def web(
     to find its look-alikes. The page holds the model and index in memory, as `serve` does. Stop it with Ctrl-C.
     """
     blas_single_threaded()
-    from clipsearch.web.security import is_loopback
+    from clipsearch.web.security import checked_host, is_loopback
     from clipsearch.web.server import PageOptions, ServeOptions, Started, run_server
 
     folder = data_dir(db)
+    host = checked_host(host)  # '' or '0' would bind every address under another name: refused, before loading
     if not is_loopback(host):
         say(f"warning: --host {host} lets other machines reach this page; they need the token printed below")
 

@@ -318,7 +318,8 @@ def missing_files(identity: ModelIdentity) -> str | None:
     if is_hf(identity.architecture):
         if identity.checkpoint_path and not Path(identity.checkpoint_path).is_dir():
             return (f"this database's model folder {identity.checkpoint_path} is missing: pass --model "
-                    "hf:/where/it/is/now (it is recognised by its weights)")
+                    "hf:/where/it/is/now (it is recognised by its weights); `web` and `serve` take no --model: "
+                    "run `clipsearch index --model hf:/where/it/is/now` once to record the new place")
         return None
     missing = [(what, path, flag) for what, path, flag in (("model config", identity.config_path, "--model"),
                                                            ("checkpoint", identity.checkpoint_path, "--pretrained"))
@@ -330,5 +331,6 @@ def missing_files(identity: ModelIdentity) -> str | None:
                      (["--model"] if identity.config_path else []) + (["--pretrained"] if identity.checkpoint_path
                                                                        else []))
     return (f"this database's model files have moved: {named} {'is' if len(missing) == 1 else 'are'} missing. "
-            f"Pass {flags} with where they are now (they are recognised by their content); `clipsearch index` "
-            "with them remembers the new place")
+            f"Pass {flags} with where they are now (they are recognised by their content); `web` and `serve` "
+            f"take no such options: run `clipsearch index {flags}` once, which records the new place for every "
+            "command")

@@ -4,12 +4,17 @@ The links are named by rank, then the file's own name (`01-DSC_0128.JPG`), so th
 name from different folders (cameras number every card from DSC_0001) never collide, and a viewer
 sorts them in the order found. With several queries, each gets its own subfolder. Only symlinks are
 ever replaced: a real file in the way is an error, never overwritten. The photos are not touched.
+
+A result is linked only while its path still holds a regular file reached through no symbolic link (the
+catalogue holds real paths): a link put in a photo's place since it was indexed would make the new link lead
+wherever it points, so such a result is left out, and said.
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+import stat
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from clipsearch.errors import UsageError, describe_os_error
@@ -51,13 +56,29 @@ def _fitting(text: str, room: int) -> str:
     return text
 
 
-def link_results(results: Sequence[Result], folder: Path, several_queries: bool) -> int:
-    """Make `folder` hold a symlink per result; returns how many were made."""
+def still_the_photo(path: str) -> bool:
+    """Whether a catalogued path still holds a regular file, with no symbolic link on the way to it."""
+    try:
+        return os.path.realpath(path) == path and stat.S_ISREG(os.lstat(path).st_mode)
+    except (OSError, ValueError):
+        return False
+
+
+def link_results(results: Sequence[Result], folder: Path, several_queries: bool,
+                 skipped: Callable[[str], None] = lambda path: None) -> int:
+    """Make `folder` hold a symlink per result; returns how many were made. A result whose path is no longer a
+    regular file reached through no link is left out, and passed to `skipped`."""
+    kept = []
+    for result in results:
+        if still_the_photo(result.path):
+            kept.append(result)
+        else:
+            skipped(result.path)
     queries = list(dict.fromkeys(r.query for r in results)) if several_queries else [None]
     made = 0
     for number, query in enumerate(queries, start=1):
         target = folder / f"{number:02d}-{_safe_name(query or '')}" if several_queries else folder
-        group = [r for r in results if r.query == query] if several_queries else list(results)
+        group = [r for r in kept if r.query == query] if several_queries else kept
         made += _link_group(group, target)
     return made
 
@@ -67,7 +88,7 @@ def _link_group(results: Sequence[Result], folder: Path) -> int:
         folder.mkdir(parents=True, exist_ok=True)
     except OSError as error:
         raise UsageError(f"--link-to {visible(str(folder))}: {describe_os_error(error)}") from error
-    width = max(2, len(str(len(results))))
+    width = max(2, len(str(max((r.rank for r in results), default=0))))
     for result in results:
         link = folder / _link_name(f"{result.rank:0{width}d}-", os.path.basename(result.path), folder)
         if link.is_symlink():

@@ -47,12 +47,20 @@ def candidates_for(catalog: Catalog, options: QueryOptions) -> Candidates:
 
 
 def _checked_folder(catalog: Catalog, folder: str) -> str:
+    """The folder a search is narrowed to, resolved. Anything outside the indexed roots gets one answer, whatever
+    is there: the answer must not tell what exists elsewhere on the disk (the web page is asked by others)."""
+    if "\0" in folder:
+        raise UsageError(f"--in {visible(folder)}: not a path (it holds a NUL character)")
     resolved = os.path.realpath(folder)
+    indexed = catalog.files.count_under(resolved)  # files followed in through a link live outside the roots
+    if not indexed and not any(resolved == root or resolved.startswith(root.rstrip("/") + "/")
+                               for root in (r.path for r in catalog.roots.all())):
+        raise UsageError(f"--in {visible(folder)}: not under an indexed folder (`clipsearch status` lists them)")
     if not os.path.exists(resolved):
         raise UsageError(f"--in {visible(folder)}: no such folder")
     if not os.path.isdir(resolved):
         raise UsageError(f"--in {visible(folder)}: not a folder (--in narrows the search to a folder)")
-    if not catalog.files.count_under(resolved):
+    if not indexed:
         raise UsageError(f"--in {visible(folder)}: nothing under it is indexed (`clipsearch status` lists the "
                          "indexed folders)")
     return resolved

@@ -64,7 +64,8 @@ class FilesRepository(VectorTable):
     def records(self, ids: Sequence[int]) -> dict[int, FileRecord]:
         found: dict[int, FileRecord] = {}
         for part, marks in chunked(ids):
-            for row in self._conn.execute(f"SELECT {_RECORD_COLUMNS} FROM files WHERE id IN ({marks})", part):
+            for row in self._conn.execute(f"SELECT {_RECORD_COLUMNS}, size, mtime_ns FROM files WHERE id IN ({marks})",
+                                          part):
                 found[row[0]] = FileRecord(row[0], decode_path(row[1]), *row[2:])
         return found
 

@@ -31,6 +31,8 @@ class FileRecord:
     taken_at: str | None
     camera_make: str | None = None
     camera_model: str | None = None
+    size: int | None = None  # as catalogued (records() fills them): what the file must still be to be served
+    mtime_ns: int | None = None
 
 
 @dataclass(frozen=True)

@@ -2,20 +2,23 @@
 
 from __future__ import annotations
 
+import io
 import mimetypes
 import os
 from pathlib import Path
 
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
-from starlette.responses import FileResponse, PlainTextResponse, RedirectResponse, Response
+from starlette.responses import PlainTextResponse, RedirectResponse, Response
 
-from clipsearch.errors import ClipsearchError, ImageError
+from clipsearch.errors import ClipsearchError, ImageError, describe_os_error
+from clipsearch.imaging.thumbnails import NotCataloguedError, read_catalogued
 from clipsearch.search.results import SearchAnswer
 from clipsearch.store.rows import FileRecord
 from clipsearch.web.page_state import PageState
 from clipsearch.web.pages import render_results
 from clipsearch.web.query import PageQuery
+from clipsearch.web.security import same_secret
 
 MAX_UPLOAD_BYTES = 64 << 20
 LARGE_SIZE = 2048  # formats a browser cannot show are sent as a JPEG this large
@@ -49,29 +52,46 @@ async def thumbnail(request: Request) -> Response:
 
 
 async def photo(request: Request) -> Response:
-    """The photo itself when a browser can show its format, else a large JPEG made from it."""
+    """The photo itself when a browser can show its format, else a large JPEG made from it; only while the path
+    still holds the catalogued file (see open_catalogued): never what a link put in its place leads to."""
     record = await _catalogued(request)
     if isinstance(record, Response):
         return record
-    path = record.path
-    if not os.path.isfile(path):
-        return PlainTextResponse("the file is no longer there", status_code=404)
-    suffix = Path(path).suffix.lower()
-    if suffix in BROWSER_FORMATS:
-        return FileResponse(path, media_type=mimetypes.types_map.get(suffix, "application/octet-stream"),
-                            headers={"cache-control": "private, no-cache"})
     try:
-        data = await run_in_threadpool(_large_jpeg, path)
+        data = await run_in_threadpool(read_catalogued, record.path, record.size, record.mtime_ns)
+    except NotCataloguedError as error:
+        return PlainTextResponse(str(error), status_code=409 if error.changed else 404)
+    except OSError as error:
+        return PlainTextResponse(f"the file cannot be read: {describe_os_error(error)}", status_code=404)
+    suffix = Path(record.path).suffix.lower()
+    headers = {"cache-control": "private, no-cache"}
+    if suffix in BROWSER_FORMATS and await run_in_threadpool(_is_image, data):
+        return Response(data, media_type=mimetypes.types_map.get(suffix, "application/octet-stream"),
+                        headers=headers)
+    try:
+        large = await run_in_threadpool(_large_jpeg, data)
     except (OSError, ImageError) as error:
         return PlainTextResponse(f"the file cannot be shown: {error}", status_code=404)
-    return Response(data, media_type="image/jpeg", headers={"cache-control": "private, no-cache"})
+    return Response(large, media_type="image/jpeg", headers=headers)
 
 
-def _large_jpeg(path: str) -> bytes:
-    from clipsearch.imaging.decode import decode_image, read_file
+def _is_image(data: bytes) -> bool:
+    """Whether Pillow reads the bytes' header as a picture: anything else is decoded (and refused) instead of
+    being sent as it is."""
+    from PIL import Image
+
+    try:
+        with Image.open(io.BytesIO(data)) as image:
+            return image.format is not None
+    except Exception:  # any failure to identify: not sent as it is
+        return False
+
+
+def _large_jpeg(data: bytes) -> bytes:
+    from clipsearch.imaging.decode import decode_image
     from clipsearch.imaging.thumbnails import make_thumbnail
 
-    return make_thumbnail(decode_image(read_file(path), target_size=LARGE_SIZE).image, LARGE_SIZE)
+    return make_thumbnail(decode_image(data, target_size=LARGE_SIZE).image, LARGE_SIZE)
 
 
 async def dropped_picture(request: Request) -> Response:
@@ -91,9 +111,13 @@ async def search_by_picture(request: Request) -> Response:
         return PlainTextResponse("send the picture with a Content-Length", status_code=411)
     if int(length) > MAX_UPLOAD_BYTES:
         return PlainTextResponse(f"the picture is larger than {MAX_UPLOAD_BYTES >> 20} MB", status_code=413)
-    form = await request.form(max_files=1, max_fields=len(PageQuery.__dataclass_fields__))
+    form = await request.form(max_files=1, max_fields=len(PageQuery.__dataclass_fields__) + 1)
     query = PageQuery()
     try:
+        csrf = form.get("csrf")
+        if not isinstance(csrf, str) or not same_secret(csrf, request.app.state.csrf):
+            return PlainTextResponse("clipsearch web: this form did not come from the page (no CSRF token, or a "
+                                     "stale one): reload the page and send it again", status_code=403)
         query = PageQuery.from_params({k: v for k, v in form.items() if isinstance(v, str)})
         upload = form.get("picture")
         if upload is None or isinstance(upload, str):

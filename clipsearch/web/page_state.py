@@ -19,7 +19,7 @@ import numpy as np
 from clipsearch.config import DataDir
 from clipsearch.errors import ImageError, UsageError
 from clipsearch.filesystem import content_hash
-from clipsearch.imaging.thumbnails import THUMBNAIL_SIZE, ThumbnailCache, make_thumbnail
+from clipsearch.imaging.thumbnails import THUMBNAIL_SIZE, ThumbnailCache, make_thumbnail, open_catalogued
 from clipsearch.library.local import LocalLibrary
 from clipsearch.search.request import QueryKind, QueryOptions
 from clipsearch.search.results import SearchAnswer, camera_name
@@ -27,6 +27,7 @@ from clipsearch.store.rows import FileRecord
 
 PICTURES_HELD = 32  # dropped pictures kept for back and reload; older ones must be dropped again
 FACETS_TTL_S = 60.0
+MAX_ROW_ID = (1 << 63) - 1  # SQLite's largest integer
 
 
 @dataclass(frozen=True)
@@ -55,6 +56,8 @@ class PageState:
         return self.library.search(QueryKind.text, [text], options)
 
     def search_like_row(self, row_id: int, options: QueryOptions) -> SearchAnswer:
+        if not 0 < row_id <= MAX_ROW_ID:
+            raise UsageError(f"no photo has id {row_id} in this database")
         return self.library.like_row(row_id, options)
 
     def search_like_picture(self, key: str, options: QueryOptions) -> SearchAnswer:
@@ -66,17 +69,31 @@ class PageState:
 
     def record(self, row_id: int) -> FileRecord | None:
         """The catalogued photo with this id, if there is one: the only way the page names a file."""
+        if not 0 < row_id <= MAX_ROW_ID:  # no such row, and SQLite cannot even be asked
+            return None
         with self.library.searcher(catch_up=False) as searcher:
             return searcher.catalog.files.records([row_id]).get(row_id)
 
     def thumbnail(self, record: FileRecord) -> tuple[bytes, str] | None:
-        """A catalogued photo's thumbnail and its cache key (an ETag), or None when it cannot be read."""
+        """A catalogued photo's thumbnail and its cache key (an ETag), or None when it cannot be read or is no
+        longer the catalogued file (a link put in its place, changed since: see open_catalogued)."""
+        if record.size is None or record.mtime_ns is None:
+            return None
         try:
-            info = os.stat(record.path)
-            key = self.thumbnails.key(record.path, info.st_size, info.st_mtime_ns)
-            return self.thumbnails.thumbnail(record.path, info.st_size, info.st_mtime_ns), key
+            os.close(open_catalogued(record.path, record.size, record.mtime_ns))
+            key = self.thumbnails.key(record.path, record.size, record.mtime_ns)
+            return self.thumbnails.thumbnail(record.path, record.size, record.mtime_ns), key
         except (OSError, ImageError):
             return None
+
+    @staticmethod
+    def file_size(record: FileRecord) -> int | None:
+        """The photo's size while it is still the catalogued file, else None (shown as gone)."""
+        try:
+            os.close(open_catalogued(record.path, record.size, record.mtime_ns))
+        except OSError:
+            return None
+        return record.size
 
     def add_picture(self, data: bytes, name: str) -> str:
         """Embed a dropped picture and hold it; its key names its results. Raises UsageError for a picture that

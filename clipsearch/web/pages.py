@@ -88,7 +88,7 @@ async def _render(request: Request, template: str, query: PageQuery, status: int
     library: PageState = request.app.state.library
     templates: Jinja2Templates = request.app.state.templates
     facets = await run_in_threadpool(library.facets)
-    context = {"query": query, "facets": facets, "error": error,
+    context = {"query": query, "facets": facets, "error": error, "csrf": request.app.state.csrf,
                "folders": list(dict.fromkeys([*facets.roots, *folders])), **values}
     return templates.TemplateResponse(request, template, context, status_code=status)
 
@@ -124,10 +124,7 @@ async def photo_page(request: Request) -> Response:
         return await render_results(request, query, SearchAnswer([]), f"no photo has id {row_id} in this database",
                                     404)
     path = visible(record.path)
-    try:
-        size = os.stat(record.path).st_size
-    except OSError:
-        size = None
+    size = await run_in_threadpool(library.file_size, record)  # only while it is still the catalogued file
     facts = [("Path", path)]
     if record.width and record.height:
         facts.append(("Pixels", f"{record.width} × {record.height}"))

@@ -13,6 +13,7 @@ from clipsearch.search.request import Filters, QueryOptions
 
 DEFAULT_LIMIT = 48  # a full grid at 4, 6 or 8 columns
 MAX_LIMIT = 500
+MAX_DIGITS = 19  # a catalogue id is an SQLite integer
 FILTER_FIELDS = ("folder", "after", "before", "camera", "tag")
 
 
@@ -66,6 +67,8 @@ class PageQuery:
 def _whole_number(value: object, name: str, least: int) -> int | None:
     if value in (None, ""):
         return None
+    if len(str(value)) > MAX_DIGITS:  # int() would refuse it only past 4,300 digits, with a message as long
+        raise UsageError(f"{name}: not a whole number of at most {MAX_DIGITS} digits")
     try:
         number = int(str(value))
     except ValueError:

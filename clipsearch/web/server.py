@@ -71,7 +71,14 @@ def listen(host: str, port: int) -> socket.socket:
 
 
 def url_host(host: str) -> str:
-    shown = "127.0.0.1" if host in ("0.0.0.0", "::") else host
+    """The address a printed URL names: the host itself, or for every address (0.0.0.0, ::) this machine's
+    address on its network (loopback when it has none), which the Host check lets in."""
+    from clipsearch.web.security import is_any_address, lan_address
+
+    shown = host
+    if is_any_address(host):
+        ipv6 = ":" in host
+        shown = lan_address(socket.AF_INET6 if ipv6 else socket.AF_INET) or ("::1" if ipv6 else "127.0.0.1")
     return f"[{shown}]" if ":" in shown else shown
 
 
@@ -174,14 +181,17 @@ def _api(library: LocalLibrary, data_dir: DataDir, required: bool):  # type: ign
 def _page(library: LocalLibrary, data_dir: DataDir, page: PageOptions):  # type: ignore[no-untyped-def]
     from clipsearch.web.app import Access, make_app
     from clipsearch.web.page_state import PageState
-    from clipsearch.web.security import is_loopback, new_token, own_names
+    from clipsearch.web.security import checked_host, is_any_address, new_token, own_names
 
-    listener = listen(page.host, page.port)
+    host = checked_host(page.host)
+    listener = listen(host, page.port)
     port = listener.getsockname()[1]
-    token = None if is_loopback(page.host) else new_token()
-    access = Access(own_names(page.host), token, any_address=page.host in ("0.0.0.0", "::"))
+    # On loopback too: every user of this machine can reach 127.0.0.1, and the photos are the owner's alone.
+    token = new_token()
+    shown = url_host(host)
+    access = Access(own_names(host, shown.strip("[]")), token, any_address=is_any_address(host))
     server = _uvicorn_server(make_app(PageState(library, data_dir), access))
-    url = f"http://{url_host(page.host)}:{port}/" + (f"?token={token}" if token else "")
+    url = f"http://{shown}:{port}/?token={token}"
     return server, listener, url, token
 
 
