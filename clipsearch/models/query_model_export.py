@@ -258,6 +258,8 @@ def refresh_query_model(encoder: Any, folder: Path, outcome_file: Path,
     previous = read_outcome(outcome_file)
     if previous is not None and previous.applies_to(identity, software) and not previous.text:
         return None  # known not to work with this model and this software: retried when either changes
+    if not os.access(folder.parent, os.W_OK):
+        return None  # a database shared read-only: its readers load the model each time, and write nothing
     announce()
     try:
         report = encoder.export_query_model(folder)
