@@ -11,13 +11,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from helpers import TINY_VIT, IndexedLibrary, TinyModel, load_encoder, model_args, run_cli, shows
+from helpers import TINY_VIT, IndexedLibrary, TinyModel, load_encoder, model_args, run_cli, shows, status
 from PIL import Image
 
 from clipsearch.imaging.decode import decode_image, read_file
 from clipsearch.imaging.pixels import prepare_pixels
 from clipsearch.models.identity import ModelSpec, identify
-from clipsearch.models.query_model import QueryModel
+from clipsearch.models.query_model import QueryModel, settings_digest
 from clipsearch.models.tokenizer import ClipTokenizer
 
 REPO = Path(__file__).resolve().parent.parent
@@ -92,29 +92,63 @@ def test_similar_on_a_new_file_answers_the_same_through_the_copy(random_vit: Tin
     assert (db / "query-model" / "manifest.json").is_file()  # the torch query wrote the copy again
 
 
-@pytest.mark.parametrize("damage", ["overwritten", "truncated", "another model", "garbage manifest"])
+_SETTINGS_EDITS = {  # a setting of the manifest changed, as by hand: each gave other results silently, or crashed
+    "eps": lambda m: m["text"].update(eps=1e-1),
+    "activation": lambda m: m["text"].update(activation="gelu_tanh" if m["text"]["activation"] != "gelu_tanh"
+                                             else "gelu"),
+    "activation nope": lambda m: m["text"].update(activation="nope"),
+    "no layers": lambda m: m["text"].update(layers=0),
+    "context_length": lambda m: m["text"].update(context_length=4),
+}
+
+
+@pytest.mark.parametrize("damage", ["overwritten", "truncated", "another model", "garbage manifest",
+                                    "vocabulary emptied", "vocabulary edited", "manifest deleted",
+                                    "an older manifest", *_SETTINGS_EDITS])
 def test_a_damaged_or_foreign_copy_is_ignored_and_replaced(indexed_library: IndexedLibrary, tmp_path: Path,
                                                            damage: str) -> None:
     db = tmp_path / "db"
     shutil.copytree(indexed_library.db, db)
-    expected = json.loads(run_cli("query", "a green square", "--db", db, "-f", "json").stdout)
-    weights, manifest = db / "query-model" / "weights.bin", db / "query-model" / "manifest.json"
+    expected = json.loads(run_cli("query", "a red circle", "--db", db, "-f", "json").stdout)
+    folder = db / "query-model"
+    weights, manifest, vocabulary = folder / "weights.bin", folder / "manifest.json", folder / "bpe_merges.txt"
+    data = json.loads(manifest.read_text())
     if damage == "overwritten":
         with weights.open("r+b") as handle:
             handle.write(b"\x7f" * 4096)  # same size, garbage at the start
     elif damage == "truncated":
         weights.write_bytes(weights.read_bytes()[:1000])
-    elif damage == "another model":
-        data = json.loads(manifest.read_text())
+    elif damage == "another model":  # a sound copy, of another model
         data["identity"]["checkpoint_sha256"] = "0" * 64
+        data["digest"] = settings_digest(data)
+        manifest.write_text(json.dumps(data))
+    elif damage == "garbage manifest":
+        manifest.write_text("{not json")
+    elif damage == "vocabulary emptied":
+        vocabulary.write_bytes(b"")
+    elif damage == "vocabulary edited":  # the same size, two merges swapped: other tokens
+        lines = vocabulary.read_bytes().split(b"\n")
+        lines[1], lines[2] = lines[2], lines[1]
+        vocabulary.write_bytes(b"\n".join(lines))
+    elif damage == "manifest deleted":
+        manifest.unlink()
+    elif damage == "an older manifest":  # as round 2 wrote it: the weights' fingerprint, nothing else checked
+        data = {k: v for k, v in data.items() if k not in ("files", "digest")}
+        data.update(version=3, fingerprint=json.loads(manifest.read_text())["files"]["weights.bin"])
         manifest.write_text(json.dumps(data))
     else:
-        manifest.write_text("{not json")
-    answered = json.loads(run_cli("query", "a green square", "--db", db, "-f", "json").stdout)
+        _SETTINGS_EDITS[damage](data)
+        manifest.write_text(json.dumps(data))
+    assert status(db)["query_model"]["state"] == ("missing" if damage == "another model" else "damaged")
+    result = run_cli("query", "a red circle", "--db", db, "-f", "json")
+    assert result.exit_code == 0, result.stderr
+    answered = json.loads(result.stdout)
     assert [r["path"] for r in answered] == [r["path"] for r in expected]
     assert np.allclose([r["score"] for r in answered], [r["score"] for r in expected], atol=1e-5)
     identity = identify(ModelSpec(*model_args_of(db)))
     assert QueryModel.open(db / "query-model", identity) is not None  # written again by the query that loaded torch
+    assert status(db)["query_model"]["state"] == "ready"
+    assert json.loads(run_cli("query", "a red circle", "--db", db, "-f", "json").stdout) == answered
 
 
 def model_args_of(db: Path) -> tuple[str, str]:

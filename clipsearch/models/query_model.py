@@ -7,7 +7,10 @@ load it), clipsearch.models.query_model_export copies the text tower, and the im
 is a plain ViT, into one folder beside the catalogue, once it has checked that this module's
 forward pass reproduces the model's own embeddings.
 
-The query model is a cache, like the HNSW file: deleting it costs one slow query.
+The query model is a cache, like the HNSW file: deleting it costs one slow query. Like every derived
+file it is trusted only whole: its manifest records a hash of every file beside it and of its own
+settings, and a copy that fails any check (or fails to load) is not used, but written again by the
+next process that loads the model.
 """
 
 from __future__ import annotations
@@ -18,13 +21,13 @@ from pathlib import Path
 
 import numpy as np
 
-from clipsearch.filesystem import fingerprint
+from clipsearch.filesystem import DIGEST_KIND, fingerprint
 from clipsearch.models.identity import ModelIdentity
 from clipsearch.models.preprocessing import Preprocessing
-from clipsearch.models.query_bert import HubTokenizer, bert_text
+from clipsearch.models.query_bert import TOKENIZER_FILE, HubTokenizer, bert_text
 from clipsearch.models.tokenizer import ClipTokenizer
 
-FORMAT_VERSION = 3  # 3: the manifest checks the whole weights file
+FORMAT_VERSION = 4  # 4: the manifest checks every file and its own settings (3: the weights file only)
 MANIFEST = "manifest.json"
 WEIGHTS = "weights.bin"
 VOCABULARY = "bpe_merges.txt"  # open_clip's vocabulary file, decompressed: faster for a fresh query to read
@@ -60,6 +63,9 @@ class _Weights:
     def __init__(self, path: Path, table: dict[str, list]) -> None:
         self._file = np.memmap(path, dtype=np.uint8, mode="r")
         self._table = table
+        for offset, shape, dtype in table.values():  # every array inside the file: a bad table fails here, not later
+            if not 0 <= offset <= offset + math.prod(shape) * np.dtype(dtype).itemsize <= len(self._file):
+                raise ValueError(f"{path.name} is shorter than its table says")
         self._wide: dict[str, np.ndarray] = {}
 
     def __call__(self, name: str) -> np.ndarray:
@@ -131,6 +137,9 @@ class QueryModel:
         self._weights = _Weights(folder / WEIGHTS, manifest["tensors"])
         self._text = manifest["text"]
         self._image = manifest.get("image")
+        for spec in (self._text, self._image or {}):  # settings this runner does not know fail here, not in a query
+            if "activation" in spec and spec["activation"] not in _ACTIVATIONS:
+                raise ValueError(f"unknown activation {spec['activation']!r}")
         tokenizer = manifest.get("tokenizer") or {"kind": "clip"}
         self._tokenizer = (HubTokenizer(folder, tokenizer) if tokenizer["kind"] == "tokenizers"
                            else ClipTokenizer(folder / VOCABULARY, self._text["context_length"]))
@@ -145,7 +154,7 @@ class QueryModel:
             return None
         try:
             return cls(folder, manifest)
-        except (OSError, ValueError, KeyError, TypeError):
+        except Exception:  # a cache: whatever fails to load (tokenizers raises plain Exception) means the model
             return None
 
     @property
@@ -220,15 +229,53 @@ class QueryModel:
         return x
 
 
+def settings_digest(manifest: dict) -> str:
+    """A hash of everything the manifest says but this hash itself: the settings, the tensor table, the files'."""
+    import xxhash
+
+    body = json.dumps({k: v for k, v in manifest.items() if k != "digest"}, sort_keys=True, separators=(",", ":"))
+    return f"{DIGEST_KIND}:{xxhash.xxh3_128_hexdigest(body.encode())}"
+
+
+def seal(folder: Path) -> None:
+    """Record in `folder`'s manifest the size and hash of every other file in it, and a hash of the whole manifest."""
+    manifest = json.loads((folder / MANIFEST).read_text())
+    manifest["files"] = {path.name: list(fingerprint(path)) for path in sorted(folder.iterdir())
+                         if path.name != MANIFEST}
+    manifest["digest"] = settings_digest(manifest)
+    (folder / MANIFEST).write_text(json.dumps(manifest))
+
+
+def manifest_state(folder: Path, identity: ModelIdentity) -> tuple[str, dict | None]:
+    """("ready", manifest) for a sound export of this model in `folder`; ("missing", None) when there is none, or
+    a sound one of another model (replaced by the next export); ("damaged", None) for anything else: a manifest
+    that does not parse, is of another format (older ones checked less), or whose settings or any of whose files
+    are not the ones it was sealed with."""
+    try:
+        text = (folder / MANIFEST).read_text()
+    except FileNotFoundError:
+        return ("damaged" if folder.is_dir() else "missing"), None
+    except (OSError, ValueError):
+        return "damaged", None
+    try:
+        manifest = json.loads(text)
+        if manifest.get("version") != FORMAT_VERSION or manifest.get("digest") != settings_digest(manifest):
+            return "damaged", None
+        if not ModelIdentity.from_dict(manifest["identity"]).same_model(identity):
+            return "missing", None
+        files = manifest["files"]
+        tokenizer = (manifest.get("tokenizer") or {"kind": "clip"})["kind"]
+        needed = {WEIGHTS, TOKENIZER_FILE if tokenizer == "tokenizers" else VOCABULARY}
+        if not needed <= files.keys() or any("/" in name or name.startswith(".") for name in files):
+            return "damaged", None
+        # Size and a hash of each whole file, as for the HNSW file: damage anywhere would give wrong vectors.
+        if any(list(fingerprint(folder / name)) != recorded for name, recorded in files.items()):
+            return "damaged", None
+        return "ready", manifest
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return "damaged", None
+
+
 def read_manifest(folder: Path, identity: ModelIdentity) -> dict | None:
     """The manifest of a sound export of this model in `folder`, or None."""
-    try:
-        manifest = json.loads((folder / MANIFEST).read_text())
-        if manifest.get("version") != FORMAT_VERSION:
-            return None
-        if not ModelIdentity.from_dict(manifest["identity"]).same_model(identity):
-            return None
-        # Size and a hash of the whole file, as for the HNSW file: damaged weights would give wrong vectors.
-        return manifest if list(fingerprint(folder / WEIGHTS)) == manifest["fingerprint"] else None
-    except (OSError, ValueError, KeyError, TypeError, AttributeError):
-        return None
+    return manifest_state(folder, identity)[1]

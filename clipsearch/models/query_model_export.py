@@ -21,10 +21,10 @@ from typing import Any
 
 import numpy as np
 
-from clipsearch.filesystem import fingerprint, read_json, remove_leftovers, temporary_name, write_json_atomically
+from clipsearch.filesystem import read_json, remove_leftovers, temporary_name, write_json_atomically
 from clipsearch.models.identity import ModelIdentity
 from clipsearch.models.preprocessing import Preprocessing
-from clipsearch.models.query_model import FORMAT_VERSION, MANIFEST, VOCABULARY, WEIGHTS, QueryModel, read_manifest
+from clipsearch.models.query_model import FORMAT_VERSION, MANIFEST, VOCABULARY, WEIGHTS, QueryModel, seal
 
 # A tower whose export is wrong in structure lands far below this; fp16 storage costs about 1e-6.
 FAITHFUL_COSINE = 0.999
@@ -190,6 +190,7 @@ def publish_checked(folder: Path, write_and_check: Callable[[Path], tuple[int, s
         if problem:
             shutil.rmtree(staging, ignore_errors=True)
             return ExportReport(False, False, problem)
+        seal(staging)  # every file, and the settings, as checked: a query uses nothing else
         publish(staging, folder)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
@@ -217,7 +218,6 @@ def write_weights(staging: Path, manifest: dict[str, Any], tensors: dict[str, An
             table[name] = [offset, list(array.shape), array.dtype.str]
             offset += array.nbytes
     manifest["tensors"] = table
-    manifest["fingerprint"] = list(fingerprint(staging / WEIGHTS))
     return offset
 
 
@@ -253,11 +253,13 @@ def refresh_query_model(encoder: Any, folder: Path, outcome_file: Path,
     Returns the new outcome, or None when nothing had to be done. A cache: failing to write it is not an error.
     """
     identity, software = encoder.identity, encoder.software
-    if read_manifest(folder, identity) is not None:
+    if QueryModel.open(folder, identity) is not None:  # sound and loadable, as a query will find it
         return None
     previous = read_outcome(outcome_file)
     if previous is not None and previous.applies_to(identity, software) and not previous.text:
         return None  # known not to work with this model and this software: retried when either changes
+    if not os.access(folder.parent, os.W_OK):
+        return None  # a database shared read-only: its readers load the model each time, and write nothing
     announce()
     try:
         report = encoder.export_query_model(folder)

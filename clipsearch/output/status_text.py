@@ -88,6 +88,8 @@ def _query_model_text(model: QueryModelState) -> str:
                f"({human_size(model.size_bytes or 0)})"
     if model.state == "unavailable":
         return f"none: it cannot be made for this model with {model.software} ({model.reason}); queries load torch"
+    if model.state == "damaged":
+        return "damaged or out of date: not used (written again by the next index or query that loads the model)"
     return "none yet (written by the next index or query that loads the model)"
 
 

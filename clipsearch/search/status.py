@@ -11,7 +11,7 @@ from clipsearch.config import DataDir
 from clipsearch.imaging.thumbnails import ThumbnailCache
 from clipsearch.models.identity import ModelIdentity, recorded_model
 from clipsearch.models.openvino import recorded_engine
-from clipsearch.models.query_model import read_manifest
+from clipsearch.models.query_model import manifest_state
 from clipsearch.models.query_model_export import read_outcome
 from clipsearch.store.catalog import Catalog
 from clipsearch.store.crawl_memory import Failure
@@ -30,7 +30,9 @@ class IndexCacheState:
 
 @dataclass(frozen=True)
 class QueryModelState:
-    state: str  # "ready" (queries skip torch), "missing" (written by the next query that loads torch), "unavailable"
+    # "ready" (queries skip torch), "missing" or "damaged" (not used; written by the next query that loads torch),
+    # "unavailable" (this model cannot have one)
+    state: str
     towers: tuple[str, ...] = ()
     size_bytes: int | None = None
     reason: str | None = None  # why it is unavailable
@@ -128,7 +130,7 @@ def _switch_state(catalog: Catalog) -> SwitchState | None:
 
 
 def _query_model_state(data_dir: DataDir, identity: ModelIdentity | None) -> QueryModelState:
-    manifest = read_manifest(data_dir.query_model, identity) if identity else None
+    state, manifest = manifest_state(data_dir.query_model, identity) if identity else ("missing", None)
     if manifest is not None:
         towers = ("text", "image") if manifest.get("image") else ("text",)
         size = sum(p.stat().st_size for p in data_dir.query_model.iterdir())
@@ -137,7 +139,7 @@ def _query_model_state(data_dir: DataDir, identity: ModelIdentity | None) -> Que
     if (identity is not None and outcome is not None and not outcome.text
             and ModelIdentity.from_dict(outcome.identity).same_model(identity)):
         return QueryModelState("unavailable", reason=outcome.reason, software=outcome.software)
-    return QueryModelState("missing")
+    return QueryModelState(state)
 
 
 def _index_state(data_dir: DataDir, catalog: Catalog, identity: ModelIdentity | None) -> IndexCacheState:

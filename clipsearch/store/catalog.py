@@ -21,7 +21,7 @@ from pathlib import Path
 
 from clipsearch.errors import CatalogError
 from clipsearch.filesystem import create_private
-from clipsearch.store.connection import Connection
+from clipsearch.store.connection import Connection, connect
 from clipsearch.store.crawl_memory import FailuresRepository, RootsRepository
 from clipsearch.store.files import FilesRepository
 from clipsearch.store.folder import create_database_folder
@@ -47,7 +47,7 @@ class Catalog:
                 create_database_folder(path.parent)
                 with contextlib.suppress(FileExistsError):
                     os.close(create_private(path))  # SQLite gives its -wal and -shm files the same mode
-            conn = sqlite3.connect(str(path), timeout=30, isolation_level=None, check_same_thread=False)
+            conn = connect(path, create=create)
             self._db = Connection(conn, path)
             conn.execute("PRAGMA busy_timeout = 30000")
             migrate(self._db, create=create)

@@ -15,12 +15,34 @@ and keeps a transaction to the thread that opened it.
 from __future__ import annotations
 
 import contextlib
+import os
 import sqlite3
 import threading
 from collections.abc import Iterator
 from pathlib import Path
 
 from clipsearch.store.sqlite_guard import translated
+
+
+def connect(path: Path, *, create: bool) -> sqlite3.Connection:
+    """Open the catalogue file in autocommit mode; read-only when this process may not write it or its folder.
+
+    A reader must not need write access: a database on a read-only mount, or one shared read-only with other
+    users, is searched as well as one's own. `mode=ro` never writes the file; SQLite in WAL mode still creates
+    the `-shm` and `-wal` files beside it, which a folder no one may write to forbids, so there the file is
+    opened `immutable=1`: SQLite then takes no locks and reads no WAL. That is safe because no writer can be
+    running in a folder that no one may write to. The one who could (root, or the owner after a chmod) must
+    not write to it while read-only readers are open; and a WAL left with unmerged changes (a writer that died
+    before the folder was made read-only) is read through its `-shm`, without immutable=1, so nothing in it is
+    missed.
+    """
+    if create or (os.access(path, os.W_OK) and os.access(path.parent, os.W_OK)):
+        return sqlite3.connect(str(path), timeout=30, isolation_level=None, check_same_thread=False)
+    uri = path.absolute().as_uri() + "?mode=ro"
+    wal = path.with_name(path.name + "-wal")
+    if not os.access(path.parent, os.W_OK) and not (wal.exists() and wal.stat().st_size):
+        uri += "&immutable=1"
+    return sqlite3.connect(uri, uri=True, timeout=30, isolation_level=None, check_same_thread=False)
 
 
 class Connection:
