@@ -9,9 +9,11 @@ import re
 import signal
 import subprocess
 import sys
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import IO
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
@@ -55,10 +57,11 @@ class WebServer:
         return found.group(1).decode()
 
     def request(self, method: str, path: str, *, headers: dict[str, str] | None = None,
-                body: bytes | None = None, authenticated: bool = True) -> tuple[int, dict[str, str], bytes]:
+                body: bytes | None = None, authenticated: bool = True, timeout: float = 60,
+                ) -> tuple[int, dict[str, str], bytes]:
         """One raw HTTP request, with exactly the headers given (and Host, unless given), plus the token's cookie
         as the page's own browser sends it, unless `authenticated` is False or the headers carry a token."""
-        connection = http.client.HTTPConnection(self.address, self.port, timeout=60)
+        connection = http.client.HTTPConnection(self.address, self.port, timeout=timeout)
         try:
             connection.putrequest(method, path, skip_host=True, skip_accept_encoding=True)
             headers = {"Host": f"{self.address}:{self.port}", **(headers or {})}
@@ -95,11 +98,18 @@ def running_web(db: Path, *extra: str, env: dict[str, str] | None = None) -> Ite
         url = found.group(1)
         port = urlsplit(url).port
         assert port is not None
+        # The rest of stderr, read as it comes (a full pipe would stop the server), for the tests to look at.
+        threading.Thread(target=_drain, args=(server.stderr, lines), daemon=True).start()
         yield WebServer(url, port, lines)
     finally:
         if server.poll() is None:
             server.send_signal(signal.SIGTERM)
             server.wait(timeout=30)
+
+
+def _drain(stream: IO[str], lines: list[str]) -> None:
+    for line in stream:
+        lines.append(line)
 
 
 def multipart(fields: dict[str, str], file_name: str, data: bytes, content_type: str = "image/jpeg",

@@ -26,6 +26,9 @@ from clipsearch.imaging.pixels import to_rgb
 
 MIN_SIDE = 8
 MAX_METADATA_CHUNK = 32 << 20
+# What decoding one file may hold, at most: the pixels as the decoder holds them (bands x bytes a sample), which a
+# pixel count alone does not bound (a 16-bit RGBA PNG holds 8 bytes a pixel, and PNG decodes at full size).
+DECODE_BUDGET_BYTES = 1 << 30
 
 _EXIF_IFD = 0x8769
 _DATETIME_ORIGINAL = 0x9003
@@ -156,7 +159,25 @@ def _open_checked(data: bytes, max_megapixels: float) -> Image.Image:
         )
     if min(width, height) < MIN_SIDE:
         raise ImageTooSmallError(f"{width}x{height} pixels is too small to search")
+    bands, sample_bytes = _sample_layout(image)
+    needed = width * height * bands * sample_bytes
+    if needed > DECODE_BUDGET_BYTES:
+        raise ImageTooLargeError(
+            f"{width}x{height} with {bands} bands of {8 * sample_bytes} bits needs {needed / (1 << 30):.1f} GB to "
+            f"decode, over the {DECODE_BUDGET_BYTES / (1 << 30):g} GB limit")
     return image
+
+
+def _sample_layout(image: Image.Image) -> tuple[int, int]:
+    """Bands, and bytes a sample, of the pixels as the file stores them (its raw mode: a 16-bit PNG reads as 8-bit
+    mode RGBA, from rawmode RGBA;16B) or as Pillow holds them, whichever is larger."""
+    sample_bytes = 4 if image.mode in ("I", "F") else 2 if image.mode.startswith("I;16") else 1
+    for tile in image.tile or ():
+        args = tile[3] if len(tile) > 3 else None
+        rawmode = args if isinstance(args, str) else args[0] if isinstance(args, tuple) and args else ""
+        if isinstance(rawmode, str) and ("16" in rawmode or "32" in rawmode):
+            sample_bytes = max(sample_bytes, 4 if "32" in rawmode else 2)
+    return len(image.getbands()), sample_bytes
 
 
 def _decode(data: bytes, target_size: int | None, max_megapixels: float) -> DecodedImage:

@@ -10,19 +10,15 @@ file is blamed only for a death it was alone in: the user's `kill -9` of the who
 from __future__ import annotations
 
 import multiprocessing
-import signal
 from collections.abc import Iterator, Sequence
 from multiprocessing.connection import Connection
 
 from clipsearch.errors import ImageError, ImageTooLargeError, env_number
 from clipsearch.imaging.decode import decode_image, read_file
+from clipsearch.imaging.isolated import DEFAULT_TIME_LIMIT_S, START_LIMIT_S, TIME_LIMIT_ENV, death
 from clipsearch.imaging.pixels import prepare_pixels
 from clipsearch.indexing.prepare import Prepared, Task, limit_kind, region_crops
 from clipsearch.models.preprocessing import Preprocessing
-
-TIME_LIMIT_ENV = "CLIPSEARCH_DECODE_TIME_LIMIT_S"  # seconds one file may take to decode in quarantine
-DEFAULT_TIME_LIMIT_S = 120.0
-_START_LIMIT_S = 120.0  # for the child to start: a fresh interpreter importing Pillow and numpy
 
 
 def _decode_files(connection: Connection, tasks: list[Task], settings: Preprocessing) -> None:
@@ -45,18 +41,6 @@ def _decode_files(connection: Connection, tasks: list[Task], settings: Preproces
     connection.send(("end",))
 
 
-def _death(exit_code: int | None) -> str:
-    if exit_code is None or exit_code >= 0:
-        return f"exit code {exit_code}"
-    try:
-        cause = signal.Signals(-exit_code)
-    except ValueError:
-        return f"signal {-exit_code}"
-    meanings = {signal.SIGKILL: "killed, likely out of memory", signal.SIGXCPU: "over its CPU time limit",
-                signal.SIGSEGV: "a crash in a decoder library", signal.SIGBUS: "a crash in a decoder library"}
-    return meanings.get(cause, cause.name)
-
-
 def decode_in_quarantine(tasks: Sequence[tuple[Task, str]], settings: Preprocessing) -> Iterator[Prepared]:
     """(task, content hash) pairs, decoded in child processes; one Prepared for each, in order."""
     time_limit = env_number(TIME_LIMIT_ENV, DEFAULT_TIME_LIMIT_S, minimum=0.001)
@@ -71,7 +55,7 @@ def decode_in_quarantine(tasks: Sequence[tuple[Task, str]], settings: Preprocess
         timed_out = False
         try:
             while True:
-                if not ours.poll(time_limit if current is not None else _START_LIMIT_S):
+                if not ours.poll(time_limit if current is not None else START_LIMIT_S):
                     timed_out = True
                     child.kill()
                     raise EOFError
@@ -89,9 +73,9 @@ def decode_in_quarantine(tasks: Sequence[tuple[Task, str]], settings: Preprocess
         except EOFError:  # the child died, or ran out of time, while decoding remaining[current]
             child.join()
             if current is None:
-                raise RuntimeError(f"the decoding child process could not start ({_death(child.exitcode)})") from None
+                raise RuntimeError(f"the decoding child process could not start ({death(child.exitcode)})") from None
             task, _ = remaining[current]
-            cause = f"over {time_limit:g} s" if timed_out else _death(child.exitcode)
+            cause = f"over {time_limit:g} s" if timed_out else death(child.exitcode)
             yield Prepared(task.found, error=f"decoding it killed the decoder ({cause}); retried when the file "
                                              "changes", error_kind="crash")
             remaining = remaining[current + 1:]

@@ -14,7 +14,8 @@ import numpy as np
 
 from clipsearch.config import DataDir
 from clipsearch.errors import ImageError, UsageError
-from clipsearch.imaging.decode import check_image, decode_image, read_file
+from clipsearch.imaging.decode import check_image, read_file
+from clipsearch.imaging.isolated import model_pixels
 from clipsearch.imaging.pixels import prepare_pixels
 from clipsearch.models.device import Device, Precision
 from clipsearch.models.identity import ModelIdentity
@@ -85,7 +86,8 @@ class QueryEmbedder:
         return vectors
 
     def image_file(self, path: str, data: bytes | None = None) -> np.ndarray:
-        """Embed an image file; what makes it unusable is said before any model loads."""
+        """Embed an image file; what makes it unusable (its header: too large, too small, not an image) is said
+        before any model loads."""
         data = read_query_file(path) if data is None else data
         try:
             check_image(data)
@@ -94,11 +96,10 @@ class QueryEmbedder:
         runner = self._image_runner()
         settings = runner.preprocessing
         assert settings is not None
-        try:
-            decoded = decode_image(data, target_size=settings.image_size)
+        try:  # bytes from outside the catalogue: decoded in a child process, where a decoder bomb costs only it
+            pixels = model_pixels(data, settings.image_size, settings.resize_mode, settings.interpolation)
         except ImageError as error:
             raise UsageError(f"{visible(path)}: {error}") from error
-        pixels = prepare_pixels(decoded.image, settings.image_size, settings.resize_mode, settings.interpolation)
         return runner.embed_pixels(pixels[None])[0]
 
     def pictures(self, images: list) -> np.ndarray:

@@ -19,7 +19,7 @@ import numpy as np
 from clipsearch.config import DataDir
 from clipsearch.errors import ImageError, UsageError
 from clipsearch.filesystem import content_hash
-from clipsearch.imaging.thumbnails import THUMBNAIL_SIZE, ThumbnailCache, make_thumbnail, open_catalogued
+from clipsearch.imaging.thumbnails import THUMBNAIL_SIZE, ThumbnailCache, open_catalogued
 from clipsearch.library.local import LocalLibrary
 from clipsearch.search.request import QueryKind, QueryOptions
 from clipsearch.search.results import SearchAnswer, camera_name
@@ -98,10 +98,12 @@ class PageState:
     def add_picture(self, data: bytes, name: str) -> str:
         """Embed a dropped picture and hold it; its key names its results. Raises UsageError for a picture that
         cannot be used, with the reason."""
-        from clipsearch.imaging.decode import decode_image
+        from clipsearch.imaging.decode import check_image
+        from clipsearch.imaging.isolated import thumbnail_bytes
 
-        try:
-            preview = make_thumbnail(decode_image(data, target_size=THUMBNAIL_SIZE).image)
+        try:  # anyone with the page can send these bytes: decoded in a child process (as its vector is), never here
+            check_image(data)
+            preview = thumbnail_bytes(data, THUMBNAIL_SIZE)
         except ImageError as error:
             raise UsageError(f"{name}: {error}") from error
         vector = self.library.picture_vector(data, name)

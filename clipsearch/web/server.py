@@ -11,9 +11,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import os
 import socket
 import struct
+import threading
 import time
 import webbrowser
 from collections.abc import Callable
@@ -28,8 +30,13 @@ from clipsearch.models.device import Device
 from clipsearch.models.identity import ModelChoice
 
 DEFAULT_HOST = "127.0.0.1"
-MAX_CONNECTIONS = 16  # on the socket, beyond this a new request gets 503 and its command answers in-process
-KEEP_ALIVE_S = 5
+MAX_CONNECTIONS = 16  # requests at once on the socket: beyond, a new one gets 503 and its command answers in-process
+KEEP_ALIVE_S = 5  # an idle connection between requests is closed after this long
+HEAD_TIMEOUT_S = 5.0  # a connection that has not sent a complete request head in this long is closed
+PAGE_CONNECTIONS = 256  # open connections kept on the page's port (see _guarded_protocol)
+SOCKET_CONNECTIONS = 64  # and on the socket
+FILES_KEPT_FREE = 128  # open files left for the database, the model, the photos served
+REPEAT_LOG_S = 5.0  # one log message is shown at most once this often (see RepeatFilter)
 
 
 @dataclass(frozen=True)
@@ -112,18 +119,129 @@ def _peer_uid(connection: socket.socket) -> int | None:
     return struct.unpack("3i", credentials)[1]
 
 
-def _owner_only_protocol():
-    """uvicorn's HTTP protocol, closing connections from another user at once."""
+def _guarded_protocol(max_connections: int, owner_only: bool = False, busy_limit: int | None = None):
+    """uvicorn's HTTP protocol, with what it lacks against connections that are opened and then held:
+    - a header timeout: a connection that has not sent a complete request head HEAD_TIMEOUT_S after it opened (or
+      after the first byte of its next request) is closed; between requests uvicorn's keep-alive timeout holds;
+    - a cap on open connections: beyond max_connections, the one that has waited longest for its request head is
+      closed (so a client that asks promptly is answered while idle ones are held), or, when every connection has
+      a request in progress, the new one;
+    - owner_only: a connection from another user is closed at once (the Unix socket's permissions already keep
+      others out);
+    - busy_limit: beyond that many requests in progress a new one gets 503 (uvicorn's limit_concurrency counts
+      idle connections too, which would let held connections turn every command away)."""
+    import h11
     from uvicorn.protocols.http.h11_impl import H11Protocol
 
-    class OwnerOnly(H11Protocol):
+    class Guarded(H11Protocol):
+        _head_timer: asyncio.TimerHandle | None = None
+        _waiting_since: float | None = None  # when it began waiting for a request head, while it is
+
         def connection_made(self, transport) -> None:  # type: ignore[no-untyped-def]
             super().connection_made(transport)
-            connection = transport.get_extra_info("socket")
-            if connection is None or _peer_uid(connection) not in (None, os.getuid()):
-                transport.close()
+            if owner_only:
+                connection = transport.get_extra_info("socket")
+                if connection is None or _peer_uid(connection) not in (None, os.getuid()):
+                    transport.close()
+                    return
+            self._wait_for_head()
+            if len(self.connections) > max_connections:
+                waiting = [c for c in self.connections if c is not self and c._waiting_since is not None
+                           and not c.transport.is_closing()]
+                victim = min(waiting, key=lambda c: c._waiting_since) if waiting else self
+                victim._close()
 
-    return OwnerOnly
+        def data_received(self, data: bytes) -> None:
+            super().data_received(data)
+            if self.conn.their_state is h11.IDLE:  # part of a request head, or none yet
+                self._wait_for_head()
+            else:
+                self._stop_waiting()
+
+        def handle_events(self) -> None:
+            if busy_limit is not None:  # 0: uvicorn's own check then answers 503
+                self.limit_concurrency = None if len(self.tasks) < busy_limit else 0
+            super().handle_events()
+
+        def connection_lost(self, exc: Exception | None) -> None:
+            self._stop_waiting()
+            super().connection_lost(exc)
+
+        def _wait_for_head(self) -> None:
+            if self._head_timer is None and not self.transport.is_closing():
+                self._waiting_since = self.loop.time()
+                self._head_timer = self.loop.call_later(HEAD_TIMEOUT_S, self._head_timeout)
+
+        def _stop_waiting(self) -> None:
+            if self._head_timer is not None:
+                self._head_timer.cancel()
+            self._head_timer = self._waiting_since = None
+
+        def _head_timeout(self) -> None:
+            self._head_timer = None
+            if self.conn.their_state is h11.IDLE:
+                self._close()
+
+        def _close(self) -> None:
+            self._stop_waiting()
+            if not self.transport.is_closing():
+                self.transport.close()
+
+    return Guarded
+
+
+def connection_caps() -> tuple[int, int]:
+    """The most connections the page and the socket each keep open: PAGE_CONNECTIONS and SOCKET_CONNECTIONS, or
+    fewer where the open-file limit (first raised to its hard limit) would not hold both with files to spare."""
+    try:
+        import resource
+    except ImportError:  # pragma: no cover - not POSIX
+        return PAGE_CONNECTIONS, SOCKET_CONNECTIONS
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft != hard:
+        with contextlib.suppress(ValueError, OSError):
+            resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    files = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+    if files == resource.RLIM_INFINITY or files - FILES_KEPT_FREE >= PAGE_CONNECTIONS + SOCKET_CONNECTIONS:
+        return PAGE_CONNECTIONS, SOCKET_CONNECTIONS
+    room = max(files - FILES_KEPT_FREE, 16)
+    return room * 3 // 4, room // 4
+
+
+class RepeatFilter(logging.Filter):
+    """Lets one message (by its first line) through at most once every `interval_s`, saying how many like it were
+    left out: a server out of file descriptors logs each failed accept, and must not fill a disk with it."""
+
+    def __init__(self, interval_s: float = REPEAT_LOG_S) -> None:
+        super().__init__()
+        self.interval_s = interval_s
+        self._last: dict[str, tuple[float, int]] = {}  # first line -> when last shown, how many left out since
+        self._lock = threading.Lock()
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        key = f"{record.name}:{record.levelno}:{message.partition(chr(10))[0][:200]}"
+        now = time.monotonic()
+        with self._lock:
+            shown, left_out = self._last.get(key, (None, 0))
+            if shown is not None and now - shown < self.interval_s:
+                self._last[key] = (shown, left_out + 1)
+                return False
+            if len(self._last) >= 1000:  # many different messages: forget the old ones
+                self._last = {k: v for k, v in self._last.items() if now - v[0] < self.interval_s}
+            self._last[key] = (now, 0)
+        if left_out and shown is not None:
+            record.msg = f"{message}\n({left_out} more like this in the {now - shown:.0f} s before, not shown)"
+            record.args = ()
+        return True
+
+
+def limit_repeated_logs() -> None:
+    """RepeatFilter on the loggers an overloaded server writes to: asyncio's (a failed accept) and uvicorn's."""
+    for name in ("asyncio", "uvicorn.error"):
+        logger = logging.getLogger(name)
+        if not any(isinstance(f, RepeatFilter) for f in logger.filters):
+            logger.addFilter(RepeatFilter())
 
 
 def _uvicorn_server(app, **settings):  # type: ignore[no-untyped-def]
@@ -138,14 +256,16 @@ def run_server(data_dir: DataDir, options: ServeOptions, on_started: Callable[[S
                on_idle: Callable[[float], None] = lambda minutes: None) -> int:
     """Serve until interrupted (or idle too long); the socket is removed on the way out. Returns the number of
     requests answered. The model and the index load before anything is announced."""
+    limit_repeated_logs()
+    page_cap, socket_cap = connection_caps()
     library = LocalLibrary(data_dir, ModelChoice(device=options.device))
     path: Path | None = None
     try:
         library.warm_up()
-        servers, path, unshared = _api(library, data_dir, required=options.page is None)
+        servers, path, unshared = _api(library, data_dir, required=options.page is None, cap=socket_cap)
         started = Started(path, unshared=unshared)
         if options.page is not None:
-            page_server, page_socket, url, token = _page(library, data_dir, options.page)
+            page_server, page_socket, url, token = _page(library, data_dir, options.page, cap=page_cap)
             servers.append((page_server, [page_socket]))
             started = replace(started, url=url, token=token)
         with contextlib.ExitStack() as sockets:
@@ -162,7 +282,7 @@ def run_server(data_dir: DataDir, options: ServeOptions, on_started: Callable[[S
         library.close()
 
 
-def _api(library: LocalLibrary, data_dir: DataDir, required: bool):  # type: ignore[no-untyped-def]
+def _api(library: LocalLibrary, data_dir: DataDir, required: bool, cap: int):  # type: ignore[no-untyped-def]
     """The API's server on the private socket, or, for `web` beside a running `serve` (or without a private
     runtime folder), none and why: the page still works with a model of its own, and the commands keep asking
     the server that was there first, or answer by themselves."""
@@ -174,11 +294,12 @@ def _api(library: LocalLibrary, data_dir: DataDir, required: bool):  # type: ign
         if required:
             raise
         return [], None, str(error)
-    server = _uvicorn_server(make_api(library), http=_owner_only_protocol(), limit_concurrency=MAX_CONNECTIONS)
+    protocol = _guarded_protocol(cap, owner_only=True, busy_limit=MAX_CONNECTIONS)
+    server = _uvicorn_server(make_api(library), http=protocol)
     return [(server, [private])], path, None
 
 
-def _page(library: LocalLibrary, data_dir: DataDir, page: PageOptions):  # type: ignore[no-untyped-def]
+def _page(library: LocalLibrary, data_dir: DataDir, page: PageOptions, cap: int):  # type: ignore[no-untyped-def]
     from clipsearch.web.app import Access, make_app
     from clipsearch.web.page_state import PageState
     from clipsearch.web.security import checked_host, is_any_address, new_token, own_names
@@ -190,7 +311,7 @@ def _page(library: LocalLibrary, data_dir: DataDir, page: PageOptions):  # type:
     token = new_token()
     shown = url_host(host)
     access = Access(own_names(host, shown.strip("[]")), token, any_address=is_any_address(host))
-    server = _uvicorn_server(make_app(PageState(library, data_dir), access))
+    server = _uvicorn_server(make_app(PageState(library, data_dir), access), http=_guarded_protocol(cap))
     url = f"http://{shown}:{port}/?token={token}"
     return server, listener, url, token
 
