@@ -130,12 +130,31 @@ def answer_to_json(answer: SearchAnswer) -> dict[str, Any]:
     return {"results": [asdict(r) for r in answer.results], "missing": answer.missing}
 
 
+_RESULT_TYPES: dict[str, tuple[type, ...]] = {
+    "rank": (int,), "score": (int, float), "path": (str,), "width": (int, type(None)),
+    "height": (int, type(None)), "taken_at": (str, type(None)), "query": (str, type(None)),
+    "camera": (str, type(None)), "id": (int, type(None)), "box": (list, type(None)),
+}
+
+
+def _result(data: object) -> Result:
+    """A Result whose every field has its type: a server's answer is shown to the user as it is."""
+    result = _build(Result, data)
+    for name, types in _RESULT_TYPES.items():
+        value = getattr(result, name)
+        if not isinstance(value, types) or isinstance(value, bool):
+            raise WireError(f"a result's {name} is not a {types[0].__name__}")
+    if result.box is not None and (len(result.box) != 4 or not all(type(v) is int for v in result.box)):
+        raise WireError("a result's box is not four whole numbers")
+    return result
+
+
 def answer_from_json(data: dict[str, Any]) -> SearchAnswer:
     results = data.get("results")
     missing = data.get("missing", 0)
     if not isinstance(results, list) or not isinstance(missing, int):
         raise WireError("not a search answer")
-    return SearchAnswer([_build(Result, r) for r in results], missing)
+    return SearchAnswer([_result(r) for r in results], missing)
 
 
 def classifications_to_json(found: list[Classification]) -> dict[str, Any]:
