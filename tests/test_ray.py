@@ -192,7 +192,8 @@ def _committed(db: Path) -> int:
 def test_a_killed_driver_loses_nothing_committed_and_the_next_run_finishes(
         ray_address: str, indexed_library: IndexedLibrary, test_model: TinyModel, tmp_path: Path) -> None:
     root = tmp_path / "photos"
-    for copy in range(8):  # enough work that the kill lands mid-run
+    # Enough rows for several commits (a Ray run commits every 1,024 rows or 2 s), so the kill lands mid-run.
+    for copy in range(48):
         shutil.copytree(indexed_library.root, root / f"copy{copy}")
     files = sum(1 for path in root.rglob("*") if path.is_file())
     db = tmp_path / "db"
