@@ -26,7 +26,7 @@ if TYPE_CHECKING:
     from clipsearch.indexing.forget import Forgotten
     from clipsearch.indexing.request import IndexStats, Reporter
     from clipsearch.insight.classify import Classification
-    from clipsearch.insight.duplicates import DuplicateGroup, Thresholds
+    from clipsearch.insight.duplicates import DuplicateGroup
     from clipsearch.insight.locate import Located
     from clipsearch.insight.tagging import TagReport
     from clipsearch.library.local import LocalLibrary
@@ -217,17 +217,12 @@ class Library:
                    threshold: float | None = None) -> list[DuplicateGroup]:
         """Groups of copies and versions of one picture (`kind` "exact" or "near"; "similar" with
         `include_similar`: shots of one moment), largest first, the photo to keep first in each."""
-        return self.duplicates_with_thresholds(within=within, include_similar=include_similar,
-                                               threshold=threshold)[0]
-
-    def duplicates_with_thresholds(self, *, within: Sequence[PathArg] = (), include_similar: bool = False,
-                                   threshold: float | None = None) -> tuple[list[DuplicateGroup], Thresholds]:
         from clipsearch.library.wire import duplicates_from_json
 
         folders = [os.path.abspath(os.fspath(w)) for w in within]
         request = {"within": folders, "include_similar": include_similar, "threshold": threshold}
         served = self._ask("/v1/duplicates", request, duplicates_from_json)
-        return served if served is not None else self.local.duplicates(folders, include_similar, threshold)
+        return (served if served is not None else self.local.duplicates(folders, include_similar, threshold))[0]
 
     # --- always in this process -------------------------------------------------------------------------------
 

@@ -29,9 +29,10 @@ from clipsearch.search.searcher import Searcher
 class LocalLibrary:
     """The work behind `Library`'s questions, done here. Thread-safe: one call at a time holds the database."""
 
-    def __init__(self, data_dir: DataDir, choice: ModelChoice | None = None) -> None:
+    def __init__(self, data_dir: DataDir, choice: ModelChoice | None = None, *, resident: bool = False) -> None:
         self.data_dir = data_dir
         self.choice = choice or ModelChoice()
+        self.resident = resident  # a server's: pictures from outside the catalogue decode in a child process
         self.answered = 0
         self._searcher: Searcher | None = None
         self._catalog_file: tuple[int, int] | None = None
@@ -55,7 +56,8 @@ class LocalLibrary:
                 return searcher
         self._release()
         choice = self.choice
-        self._searcher = Searcher(self.data_dir, choice.model, choice.pretrained, choice.device, choice.precision)
+        self._searcher = Searcher(self.data_dir, choice.model, choice.pretrained, choice.device, choice.precision,
+                                  isolate_decoding=self.resident)
         self._catalog_file = identity
         return self._searcher
 
@@ -81,17 +83,19 @@ class LocalLibrary:
         with self._lock:
             self._release()
 
-    def _counted(self) -> None:
-        self.answered += 1
+    @contextmanager
+    def _answering(self, catch_up: bool = True) -> Iterator[Searcher]:
+        """searcher(), counting the request as answered (`status` and the server's hello show the count) when the
+        block ends without an error."""
+        with self.searcher(catch_up) as searcher:
+            yield searcher
+            self.answered += 1
 
     def search(self, kind: QueryKind, queries: list[str], options: QueryOptions, where: bool = False,
                ) -> SearchAnswer:
-        with self.searcher() as searcher:
+        with self._answering() as searcher:
             answer = searcher.search(kind, queries, options)
-            if where and answer.results:
-                answer = with_boxes(searcher.embedder, answer)
-            self._counted()
-            return answer
+            return with_boxes(searcher.embedder, answer) if where and answer.results else answer
 
     def like_row(self, row_id: int, options: QueryOptions) -> SearchAnswer:
         with self.searcher() as searcher:
@@ -107,24 +111,18 @@ class LocalLibrary:
 
     def classify(self, images: Sequence[str], labels: Sequence[str], templates: Sequence[str] = (),
                  top: int = 5) -> list[Classification]:
-        with self.searcher(catch_up=False) as searcher:
-            found = classify(searcher, images, labels, templates, top)
-            self._counted()
-            return found
+        with self._answering(catch_up=False) as searcher:
+            return classify(searcher, images, labels, templates, top)
 
     def locate(self, text: str, images: Sequence[str], top: int = 3,
                skipped: Callable[[str, str], None] = lambda path, reason: None) -> list[Located]:
-        with self.searcher(catch_up=False) as searcher:
-            found = list(locate(searcher.embedder, text, images, top, skipped))
-            self._counted()
-            return found
+        with self._answering(catch_up=False) as searcher:
+            return list(locate(searcher.embedder, text, images, top, skipped))
 
     def duplicates(self, within: Sequence[str] = (), include_similar: bool = False,
                    threshold: float | None = None) -> tuple[list[DuplicateGroup], Thresholds]:
-        with self.searcher() as searcher:
-            found = find_duplicates(searcher, within, include_similar, threshold)
-            self._counted()
-            return found
+        with self._answering() as searcher:
+            return find_duplicates(searcher, within, include_similar, threshold)
 
     def tag(self, vocabulary: Vocabulary, rule: TagRule) -> TagReport:
         """Tag every photo (the caller holds the writer lock)."""

@@ -14,7 +14,7 @@ import numpy as np
 
 from clipsearch.config import DataDir
 from clipsearch.errors import ImageError, UsageError
-from clipsearch.imaging.decode import check_image, read_file
+from clipsearch.imaging.decode import check_image, decode_image, read_file
 from clipsearch.imaging.isolated import model_pixels
 from clipsearch.imaging.pixels import prepare_pixels
 from clipsearch.models.device import Device, Precision
@@ -29,8 +29,12 @@ TEXT_CACHE_SIZE = 4096  # vectors of recent texts: a server's repeated queries e
 
 class QueryEmbedder:
     def __init__(self, data_dir: DataDir, identity: ModelIdentity, device: Device = Device.auto,
-                 precision: Precision = Precision.auto) -> None:
+                 precision: Precision = Precision.auto, isolate_decoding: bool = False) -> None:
         self._data_dir = data_dir
+        # A resident server decodes pictures from outside the catalogue in a child, where a decoder bomb costs only
+        # the child; a one-shot command decodes its user's own file itself (the header's byte budget holds either
+        # way), saving the child's start on every `similar` of a new file.
+        self._isolate_decoding = isolate_decoding
         self.identity = identity
         self._device = Device(device)
         self._precision = Precision(precision)
@@ -96,8 +100,12 @@ class QueryEmbedder:
         runner = self._image_runner()
         settings = runner.preprocessing
         assert settings is not None
-        try:  # bytes from outside the catalogue: decoded in a child process, where a decoder bomb costs only it
-            pixels = model_pixels(data, settings.image_size, settings.resize_mode, settings.interpolation)
+        try:
+            if self._isolate_decoding:
+                pixels = model_pixels(data, settings.image_size, settings.resize_mode, settings.interpolation)
+            else:
+                pixels = prepare_pixels(decode_image(data, target_size=settings.image_size).image,
+                                        settings.image_size, settings.resize_mode, settings.interpolation)
         except ImageError as error:
             raise UsageError(f"{visible(path)}: {error}") from error
         return runner.embed_pixels(pixels[None])[0]

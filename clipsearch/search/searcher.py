@@ -31,7 +31,8 @@ class Searcher:
     largest thing a query holds (docs/speed.md, "Vector search"), so the queries are embedded before it loads."""
 
     def __init__(self, data_dir: DataDir, model: str | None = None, pretrained: str | None = None,
-                 device: Device = Device.auto, precision: Precision = Precision.auto) -> None:
+                 device: Device = Device.auto, precision: Precision = Precision.auto,
+                 isolate_decoding: bool = False) -> None:
         self.catalog = Catalog(data_dir.catalog)
         try:
             if not self.catalog.files.count():
@@ -43,7 +44,7 @@ class Searcher:
         self._data_dir = data_dir
         self._index: VectorIndex | None = None
         self._regions_index: VectorIndex | None = None
-        self.embedder = QueryEmbedder(data_dir, self.identity, device, precision)
+        self.embedder = QueryEmbedder(data_dir, self.identity, device, precision, isolate_decoding)
 
     def close(self) -> None:
         self.catalog.close()

@@ -258,7 +258,7 @@ def run_server(data_dir: DataDir, options: ServeOptions, on_started: Callable[[S
     requests answered. The model and the index load before anything is announced."""
     limit_repeated_logs()
     page_cap, socket_cap = connection_caps()
-    library = LocalLibrary(data_dir, ModelChoice(device=options.device))
+    library = LocalLibrary(data_dir, ModelChoice(device=options.device), resident=True)
     path: Path | None = None
     try:
         library.warm_up()
